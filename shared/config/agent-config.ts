@@ -1,0 +1,96 @@
+/** The agent's configuration (agent.yaml). Every default lives here. */
+import { z } from 'zod';
+import { PgferryError } from '../errors';
+import { bytes, httpSchema, logSchema, port, sourceName } from './common';
+import { loadConfigFile, resolveSecret } from './load';
+
+export const agentConfigSchema = z.object({
+  source: z.object({
+    name: sourceName,
+    /** connection to the primary database (a superuser or a role with REPLICATION and ownership of the tables) */
+    url: z.string().min(1),
+    publication: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lowercase SQL identifier')
+      .default('pgferry'),
+    slot: z
+      .string()
+      .regex(/^[a-z0-9_]{1,63}$/, 'expected lowercase letters, digits and "_" (PostgreSQL slot name rules)')
+      .default('pgferry'),
+    /** the monitored application's version, recorded in every snapshot: a fixed string ... */
+    appVersion: z.string().optional(),
+    /** ... or a query run on the primary returning one text value */
+    appVersionQuery: z.string().optional(),
+  }),
+  server: z.object({
+    host: z.string().min(1),
+    port: port.default(50000),
+    password: z.string().optional(),
+    passwordFile: z.string().optional(),
+    tls: z
+      .union([
+        z.literal('off'),
+        z.object({
+          /** SHA-256 fingerprint of the server certificate (printed by the server with tls: auto) */
+          fingerprint: z
+            .string()
+            .regex(
+              /^([0-9A-Fa-f]{2}:?){32}$/,
+              'expected a SHA-256 fingerprint: 64 hex digits, colons allowed',
+            )
+            .optional(),
+          caFile: z.string().optional(),
+          serverName: z.string().optional(),
+        }),
+      ])
+      .default('off'),
+  }),
+  heartbeat: z.object({ intervalSeconds: z.number().positive().default(5) }).prefault({}),
+  sequences: z.object({ intervalSeconds: z.number().positive().default(10) }).prefault({}),
+  maxRetainedWalBytes: bytes.default(8 * 1024 ** 3),
+  walCheckIntervalSeconds: z.number().positive().default(10),
+  reconnect: z
+    .object({
+      minDelayMs: z.number().int().min(10).default(500),
+      maxDelayMs: z.number().int().min(10).default(30_000),
+    })
+    .prefault({}),
+  initialSync: z
+    .object({
+      /** directory of pg_dump; default: found on PATH or under /usr/lib/postgresql/<major>/bin */
+      pgBinDir: z.string().optional(),
+      copyChunkBytes: bytes.default(256 * 1024),
+    })
+    .prefault({}),
+  maxFrameBytes: bytes.default(64 * 1024 * 1024),
+  http: httpSchema(50081),
+  log: logSchema,
+});
+
+export type AgentConfigRaw = z.output<typeof agentConfigSchema>;
+export interface AgentConfig extends AgentConfigRaw {
+  serverPassword: string;
+}
+
+export function resolveAgentConfig(raw: AgentConfigRaw): AgentConfig {
+  if (raw.source.appVersion !== undefined && raw.source.appVersionQuery !== undefined) {
+    throw new PgferryError('CONFIG_INVALID', 'source: set appVersion or appVersionQuery, not both');
+  }
+  const serverPassword = resolveSecret({
+    value: raw.server.password,
+    file: raw.server.passwordFile,
+    env: 'PGFERRY_PASSWORD',
+    field: 'server',
+  });
+  if (!serverPassword) {
+    throw new PgferryError(
+      'SECRET_MISSING',
+      'server: no password: set server.passwordFile, server.password, or the environment variable PGFERRY_PASSWORD',
+    );
+  }
+  return { ...raw, serverPassword };
+}
+
+export function loadAgentConfig(file: string): AgentConfig {
+  return resolveAgentConfig(loadConfigFile(agentConfigSchema, file));
+}

@@ -1,0 +1,205 @@
+/** The backup server's configuration (server.yaml). Every default lives here. */
+import { z } from 'zod';
+import { PgferryError } from '../errors';
+import { isPasswordHash, parsePasswordHash, hashPassword, type PasswordHash } from '../auth/password';
+import { bytes, cronExpression, hhmm, httpSchema, logSchema, port, sourceName, timeZone } from './common';
+import { envName, loadConfigFile, resolveSecret } from './load';
+
+const hookCommand = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
+const sourceSchema = z.object({
+  name: sourceName,
+  /** a hash from `pgferry hash-password` */
+  passwordHash: z.string().optional(),
+  /** a file holding the hash (or the password itself) */
+  passwordFile: z.string().optional(),
+  /** full URL of this source's replica database; default: replica.url with database pgferry_<name> */
+  replicaUrl: z.string().optional(),
+  snapshots: z
+    .object({
+      enabled: z.boolean().optional(),
+      schedule: cronExpression.optional(),
+    })
+    .prefault({}),
+});
+
+export const serverConfigSchema = z.object({
+  listen: z
+    .object({
+      host: z.string().default('0.0.0.0'),
+      port: port.default(50000),
+    })
+    .prefault({}),
+  tls: z
+    .union([z.literal('auto'), z.literal('off'), z.object({ certFile: z.string(), keyFile: z.string() })])
+    .default('auto'),
+  /** where the server keeps its own files (generated TLS pair, run history) */
+  stateDir: z.string().default('/var/lib/pgferry'),
+  replica: z
+    .object({
+      /** admin connection to the backup-side PostgreSQL; replica databases are created through it */
+      url: z.string().default('postgres:///postgres?host=/run/postgresql'),
+      /** source transactions grouped into one replica transaction at most */
+      maxGroupTransactions: z.number().int().min(1).default(1000),
+      maxGroupDelayMs: z.number().int().min(0).default(20),
+    })
+    .prefault({}),
+  sources: z.array(sourceSchema).min(1, 'at least one source is needed'),
+  snapshots: z
+    .object({
+      enabled: z.boolean().default(true),
+      dir: z.string().default('/var/lib/pgferry/snapshots'),
+      schedule: cronExpression.default('0 */6 * * *'),
+      timezone: timeZone.optional(),
+      retentionDays: z.number().min(0).default(14),
+      minFreeBytes: bytes.default(10 * 1024 ** 3),
+      minFreePercent: z.number().min(0).max(100).default(10),
+      maintenanceWindow: z.object({ start: hhmm, end: hhmm }).optional(),
+      compressionLevel: z.number().int().min(0).max(9).default(1),
+      hooks: z
+        .object({
+          pre: hookCommand.optional(),
+          post: hookCommand.optional(),
+          timeoutSeconds: z.number().positive().default(300),
+        })
+        .prefault({}),
+      historySize: z.number().int().min(1).default(40),
+    })
+    .prefault({}),
+  ftp: z
+    .object({
+      enabled: z.boolean().default(true),
+      host: z.string().default('0.0.0.0'),
+      port: port.default(2121),
+      passivePorts: z
+        .string()
+        .regex(/^\d+-\d+$/, 'expected a port range, e.g. "30000-30009"')
+        .default('30000-30009'),
+      /** the address announced for passive connections (behind NAT); default: the address the client connected to */
+      passiveAddress: z.string().optional(),
+      user: z.string().min(1).default('backup'),
+      passwordHash: z.string().optional(),
+      passwordFile: z.string().optional(),
+      tls: z
+        .object({ certFile: z.string(), keyFile: z.string(), required: z.boolean().default(false) })
+        .optional(),
+      maxFailures: z.number().int().min(1).default(5),
+      lockSeconds: z.number().min(0).default(60),
+    })
+    .prefault({}),
+  heartbeat: z.object({ deadAfterSeconds: z.number().positive().default(30) }).prefault({}),
+  hooks: z
+    .object({
+      command: hookCommand.optional(),
+      webhookUrl: z.string().url().optional(),
+      email: z
+        .object({
+          smtpHost: z.string(),
+          smtpPort: port.default(25),
+          from: z.string(),
+          to: z.array(z.string()).min(1),
+        })
+        .optional(),
+      timeoutSeconds: z.number().positive().default(30),
+      retries: z.number().int().min(0).default(3),
+    })
+    .prefault({}),
+  auth: z
+    .object({
+      maxFailures: z.number().int().min(1).default(5),
+      windowSeconds: z.number().positive().default(60),
+      lockSeconds: z.number().min(0).default(60),
+    })
+    .prefault({}),
+  maxFrameBytes: bytes.default(64 * 1024 * 1024),
+  http: httpSchema(50080),
+  log: logSchema,
+});
+
+export type ServerConfigInput = z.input<typeof serverConfigSchema>;
+export type ServerConfigRaw = z.output<typeof serverConfigSchema>;
+
+export interface SourceSettings {
+  name: string;
+  passwordHash: PasswordHash;
+  replicaUrl: string;
+  replicaDatabase: string;
+  snapshotsEnabled: boolean;
+  schedule: string;
+}
+
+export interface ServerConfig extends ServerConfigRaw {
+  sourceSettings: SourceSettings[];
+  ftpPasswordHash: PasswordHash;
+  ftpDefaultPassword: boolean;
+}
+
+export const DEFAULT_FTP_PASSWORD = 'backup';
+
+function toHash(secret: string, field: string): PasswordHash {
+  if (isPasswordHash(secret)) return parsePasswordHash(secret);
+  if (secret.startsWith('scram-'))
+    throw new PgferryError(
+      'CONFIG_INVALID',
+      `${field}: malformed password hash; make a new one with "pgferry hash-password"`,
+    );
+  return parsePasswordHash(hashPassword(secret, { N: 1024 }));
+}
+
+export function replicaUrlFor(adminUrl: string, database: string): string {
+  const u = new URL(adminUrl);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  return u.toString();
+}
+
+export function databaseOfUrl(url: string): string {
+  const u = new URL(url);
+  return decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres';
+}
+
+/** Validates and resolves secrets; throws PgferryError('CONFIG_INVALID' | 'SECRET_MISSING'). */
+export function resolveServerConfig(raw: ServerConfigRaw): ServerConfig {
+  const seen = new Set<string>();
+  const sourceSettings = raw.sources.map((s, i) => {
+    if (seen.has(s.name))
+      throw new PgferryError(
+        'CONFIG_INVALID',
+        `sources.${i}.name: "${s.name}" appears twice; source names must be unique`,
+      );
+    seen.add(s.name);
+    const env = envName('PGFERRY_SOURCE_PASSWORD_', s.name);
+    const secret = resolveSecret({ value: s.passwordHash, file: s.passwordFile, env, field: `sources.${i}` });
+    if (!secret) {
+      throw new PgferryError(
+        'SECRET_MISSING',
+        `sources.${i} (${s.name}): no password: set passwordHash (from "pgferry hash-password"), passwordFile, or the environment variable ${env}`,
+      );
+    }
+    const replicaUrl = s.replicaUrl ?? replicaUrlFor(raw.replica.url, `pgferry_${s.name.replace(/-/g, '_')}`);
+    return {
+      name: s.name,
+      passwordHash: toHash(secret, `sources.${i}.passwordHash`),
+      replicaUrl,
+      replicaDatabase: databaseOfUrl(replicaUrl),
+      snapshotsEnabled: s.snapshots.enabled ?? raw.snapshots.enabled,
+      schedule: s.snapshots.schedule ?? raw.snapshots.schedule,
+    };
+  });
+  const ftpSecret = resolveSecret({
+    value: raw.ftp.passwordHash,
+    file: raw.ftp.passwordFile,
+    env: 'PGFERRY_FTP_PASSWORD',
+    field: 'ftp',
+  });
+  const ftpDefaultPassword = ftpSecret === undefined || ftpSecret === DEFAULT_FTP_PASSWORD;
+  return {
+    ...raw,
+    sourceSettings,
+    ftpPasswordHash: toHash(ftpSecret ?? DEFAULT_FTP_PASSWORD, 'ftp.passwordHash'),
+    ftpDefaultPassword,
+  };
+}
+
+export function loadServerConfig(file: string): ServerConfig {
+  return resolveServerConfig(loadConfigFile(serverConfigSchema, file));
+}

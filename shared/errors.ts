@@ -1,0 +1,86 @@
+/**
+ * Typed errors with stable codes. Every code has a fixed exit code and a default hint telling the operator
+ * what to do next; messages carry the specifics (the bad value, the expected form).
+ */
+export const ERROR_CODES = {
+  CONFIG_INVALID: { exit: 78, hint: 'fix the named field in the config file and start again' },
+  CONFIG_NOT_FOUND: { exit: 78, hint: 'pass --config with the path of an existing YAML file' },
+  SECRET_MISSING: {
+    exit: 78,
+    hint: 'set the password in the config, in the named file, or in the named environment variable',
+  },
+  PROTOCOL_VERSION: { exit: 76, hint: 'run the same pgferry version on the agent and the backup server' },
+  PROTOCOL_ERROR: { exit: 76, hint: 'the peer is not a pgferry agent/server of a compatible version' },
+  FRAME_TOO_LARGE: {
+    exit: 76,
+    hint: 'the peer sent a frame above the size limit; check that it is a pgferry peer',
+  },
+  AUTH_FAILED: {
+    exit: 77,
+    hint: 'check the source name and password (pgferry hash-password makes the hash)',
+  },
+  AUTH_THROTTLED: { exit: 75, hint: 'too many failed logins from this address; wait and check the password' },
+  TLS_FINGERPRINT: {
+    exit: 77,
+    hint: 'the server certificate does not match the pinned fingerprint; compare with the one the server logs at start',
+  },
+  CONNECTION_LOST: { exit: 75, hint: 'the peer went away; pgferry reconnects by itself' },
+  SLOT_LOST: { exit: 70, hint: 'the replication slot was dropped; a full resync follows automatically' },
+  SLOT_IN_USE: { exit: 75, hint: 'another process consumes the slot; stop the other agent' },
+  PRIMARY_UNAVAILABLE: { exit: 75, hint: 'check that the primary PostgreSQL is running and reachable' },
+  REPLICA_UNAVAILABLE: { exit: 75, hint: 'check that the backup-side PostgreSQL is running and reachable' },
+  APPLY_FAILED: {
+    exit: 70,
+    hint: 'the change could not be applied on the replica; see the error and run pgferry resync SOURCE if it persists',
+  },
+  SNAPSHOT_FAILED: { exit: 70, hint: 'see the error; the partial snapshot was removed' },
+  SNAPSHOT_NOT_FOUND: { exit: 66, hint: 'list snapshots with pgferry snapshot list' },
+  SNAPSHOT_CORRUPT: { exit: 65, hint: 'the snapshot does not match its manifest; use another snapshot' },
+  DISK_FULL: { exit: 73, hint: 'free space on the snapshot volume or lower the retention' },
+  DESTINATION_UNAVAILABLE: { exit: 73, hint: 'mount or create the snapshot folder and make it writable' },
+  FTP_AUTH_FAILED: { exit: 77, hint: 'check the FTP user and password' },
+  RECOVERY_REFUSED: {
+    exit: 65,
+    hint: 'read the reason; use --force only if replacing the target is intended',
+  },
+  INTERNAL: { exit: 70, hint: 'this is a bug in pgferry; please report it with the log' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class PgferryError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  readonly details?: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { hint?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'PgferryError';
+    this.code = code;
+    this.hint = opts.hint ?? ERROR_CODES[code].hint;
+    this.details = opts.details;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+}
+
+export function isPgferryError(e: unknown, code?: ErrorCode): e is PgferryError {
+  return e instanceof PgferryError && (code === undefined || e.code === code);
+}
+
+/** A one-line description of any thrown value, for logs and replies. */
+export function describeError(e: unknown): string {
+  if (e instanceof PgferryError) return `${e.code}: ${e.message}`;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+export function exitCodeOf(e: unknown): number {
+  return e instanceof PgferryError ? e.exitCode : 1;
+}
