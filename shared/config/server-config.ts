@@ -64,6 +64,16 @@ export const serverConfigSchema = z.object({
         })
         .prefault({}),
       historySize: z.number().int().min(1).default(40),
+      /** table copies running at once, each on its own connection importing the same exported snapshot */
+      parallelCopies: z.number().int().min(1).max(16).default(2),
+      /** how long to wait for the agent's fresh sequence values before using the latest known ones */
+      sequenceRefreshTimeoutSeconds: z.number().positive().default(10),
+      /** when the daily age-retention pass runs (cron, in `timezone`) */
+      rotationSchedule: cronExpression.default('0 4 * * *'),
+      /** folder holding pg_dump; default /usr/lib/postgresql/<replica major>/bin, then PATH */
+      pgBinDir: z.string().optional(),
+      /** for tests: slow each table copy down by this many milliseconds */
+      faultInjection: z.object({ tableCopyDelayMs: z.number().int().min(0).default(0) }).prefault({}),
     })
     .prefault({}),
   ftp: z

@@ -41,6 +41,8 @@ export interface ManifestTable extends ManifestFile {
   rows: number;
   /** true when the file was hard-linked from the previous snapshot (table unchanged) */
   linked: boolean;
+  /** the columns in the file's order (COPY ... (columns) FROM STDIN); absent in older manifests */
+  columns?: string[];
 }
 
 export interface ManifestSequence {
@@ -65,7 +67,10 @@ export interface SnapshotManifest {
   startedAt: string;
   finishedAt: string;
   schemaHash: string | null;
-  /** schema-pre.sql and schema-post.sql */
+  /**
+   * schema-pre.sql and schema-post.sql: plain SQL from pg_dump (psql's \restrict lines removed), runnable
+   * by any client; table data goes between them, then the sequences' setval.
+   */
   schema: { pre: ManifestFile; post: ManifestFile };
   tables: ManifestTable[];
   sequences: ManifestSequence[];
