@@ -43,6 +43,27 @@ export const ERROR_CODES = {
     exit: 65,
     hint: 'read the reason; use --force only if replacing the target is intended',
   },
+  FTP_UNAVAILABLE: {
+    exit: 75,
+    hint: 'check the backup server address and FTP port (default 2121) and that its FTP service runs; run the command again, downloads resume',
+  },
+  FTP_TLS_FAILED: {
+    exit: 77,
+    hint: 'the FTP server offered no TLS, or its certificate was not trusted: pass --tls-ca-file or --tls-fingerprint, or leave out --require-tls',
+  },
+  DOWNLOAD_FAILED: {
+    exit: 75,
+    hint: 'run the same command again: the download resumes where it stopped',
+  },
+  TARGET_UNAVAILABLE: {
+    exit: 75,
+    hint: 'check the --target URL (postgres://user@host:port/dbname) and that PostgreSQL runs there and lets this user create databases',
+  },
+  RESTORE_FAILED: {
+    exit: 70,
+    hint: 'the target is only partly restored: fix the cause named above and run again with --force to replace it',
+  },
+  USAGE: { exit: 64, hint: 'see pgferry <command> --help for the options and examples' },
   INTERNAL: { exit: 70, hint: 'this is a bug in pgferry; please report it with the log' },
 } as const;
 
