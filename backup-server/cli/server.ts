@@ -1,0 +1,24 @@
+/** `pgferry server`: runs the backup server in the foreground until SIGTERM/SIGINT. */
+import type { Command } from 'commander';
+import { loadServerConfig } from '../../shared/config/server-config';
+import { createLogger } from '../../shared/log';
+import { runUntilSignal } from '../../shared/cli/signals';
+import { BackupServer } from '../server';
+
+export function registerServer(program: Command): void {
+  program
+    .command('server')
+    .description('run the backup server in the foreground (SIGTERM/SIGINT stop it cleanly)')
+    .requiredOption('-c, --config <file>', 'server config (YAML)')
+    .addHelpText('after', '\nExamples:\n  pgferry server --config /etc/pgferry/server.yaml\n')
+    .action(async (opts: { config: string }) => {
+      const config = loadServerConfig(opts.config);
+      const log = createLogger({ ...config.log, defaultMeta: { role: 'server' } });
+      const server = new BackupServer(config, log);
+      await runUntilSignal(
+        log,
+        () => server.start(),
+        () => server.stop(),
+      );
+    });
+}

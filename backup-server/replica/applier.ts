@@ -1,0 +1,295 @@
+/**
+ * Applies a source's change stream to its replica database, in commit order, exactly once.
+ *
+ * Several source transactions share one replica transaction (a group); the group's last commit LSN is
+ * written to pgferry.state in that same transaction, so the replica always equals the primary as of one
+ * commit, and the applied LSN can never disagree with the data. A large source transaction is applied as
+ * it streams (statements are flushed every `maxBatchBytes`), so memory stays bounded.
+ */
+import type { ClientBase } from 'pg';
+import { PgferryError } from '../../shared/errors';
+import { formatLsn, type Lsn, parseLsn } from '../../shared/lsn';
+import type { Change, RelationInfo, SequenceValue } from '../../shared/protocol/messages';
+import { qualifiedName, quoteLiteral, RelationSql } from './sql';
+
+export interface ApplierOptions {
+  maxGroupTransactions: number;
+  maxGroupDelayMs: number;
+  /** flush buffered SQL to the replica past this size */
+  maxBatchBytes?: number;
+  /** rows per multi-row INSERT */
+  maxInsertRows?: number;
+}
+
+export interface ApplierStats {
+  transactionsApplied: number;
+  rowsApplied: number;
+  groupsCommitted: number;
+  lastCommitTime: Date | null;
+}
+
+export class Applier {
+  private readonly relations = new Map<number, RelationSql>();
+  private applied: Lsn;
+  private sql: string[] = [];
+  private sqlBytes = 0;
+  private groupOpen = false;
+  private groupStartedAt = 0;
+  private groupTxns = 0;
+  private groupEnd: Lsn | null = null;
+  private groupCommitTime: string | null = null;
+  private readonly touched = new Map<string, [string, string]>();
+  private inTxn = false;
+  private skipTxn = false;
+  private insertRel: RelationSql | null = null;
+  private insertTuples: string[] = [];
+  readonly stats: ApplierStats = {
+    transactionsApplied: 0,
+    rowsApplied: 0,
+    groupsCommitted: 0,
+    lastCommitTime: null,
+  };
+
+  constructor(
+    private readonly client: ClientBase,
+    appliedLsn: Lsn,
+    private readonly opts: ApplierOptions,
+    private readonly onDurable: (lsn: Lsn) => void,
+  ) {
+    this.applied = appliedLsn;
+  }
+
+  get appliedLsn(): Lsn {
+    return this.applied;
+  }
+
+  get inTransaction(): boolean {
+    return this.inTxn;
+  }
+
+  setRelation(info: RelationInfo): void {
+    this.relations.set(info.relid, new RelationSql(info));
+  }
+
+  private rel(relid: number): RelationSql {
+    const r = this.relations.get(relid);
+    if (!r)
+      throw new PgferryError(
+        'PROTOCOL_ERROR',
+        `change for unknown relation ${relid} (no relation message was sent)`,
+      );
+    return r;
+  }
+
+  private push(stmt: string): void {
+    this.sql.push(stmt);
+    this.sqlBytes += stmt.length;
+  }
+
+  private touch(r: RelationSql): void {
+    const key = `${r.info.schema}\u0000${r.info.name}`;
+    if (!this.touched.has(key)) this.touched.set(key, [r.info.schema, r.info.name]);
+  }
+
+  private endInsertRun(): void {
+    if (this.insertRel && this.insertTuples.length) {
+      this.push(this.insertRel.insertPrefix + this.insertTuples.join(', '));
+    }
+    this.insertRel = null;
+    this.insertTuples = [];
+  }
+
+  async apply(items: Change[]): Promise<void> {
+    const maxRows = this.opts.maxInsertRows ?? 1000;
+    for (const c of items) {
+      switch (c.k) {
+        case 'B': {
+          this.inTxn = true;
+          // commit LSNs are ordered: one below the applied end position was applied already
+          this.skipTxn = parseLsn(c.commitLsn) < this.applied;
+          if (!this.skipTxn && !this.groupOpen) {
+            this.groupOpen = true;
+            this.groupStartedAt = Date.now();
+            this.push('BEGIN');
+          }
+          break;
+        }
+        case 'I': {
+          if (this.skipTxn) break;
+          const r = this.rel(c.r);
+          if (this.insertRel !== r || this.insertTuples.length >= maxRows) {
+            this.endInsertRun();
+            this.insertRel = r;
+            this.touch(r);
+          }
+          const t = r.valuesTuple(c.v);
+          this.insertTuples.push(t);
+          this.sqlBytes += t.length;
+          this.stats.rowsApplied++;
+          break;
+        }
+        case 'U': {
+          if (this.skipTxn) break;
+          this.endInsertRun();
+          const r = this.rel(c.r);
+          const stmt = r.update(c.v, c.toast, c.old);
+          if (stmt) this.push(stmt);
+          this.touch(r);
+          this.stats.rowsApplied++;
+          break;
+        }
+        case 'D': {
+          if (this.skipTxn) break;
+          this.endInsertRun();
+          const r = this.rel(c.r);
+          this.push(r.delete(c.old));
+          this.touch(r);
+          this.stats.rowsApplied++;
+          break;
+        }
+        case 'T': {
+          if (this.skipTxn) break;
+          this.endInsertRun();
+          const rels = c.rs.map((id) => this.rel(id));
+          for (const r of rels) this.touch(r);
+          this.push(
+            `TRUNCATE ${rels.map((r) => r.table).join(', ')}${c.restartIdentity ? ' RESTART IDENTITY' : ''}${c.cascade ? ' CASCADE' : ''}`,
+          );
+          break;
+        }
+        case 'C': {
+          this.inTxn = false;
+          if (this.skipTxn) {
+            this.skipTxn = false;
+            break;
+          }
+          this.endInsertRun();
+          this.groupEnd = parseLsn(c.endLsn);
+          this.groupCommitTime = c.commitTime;
+          this.groupTxns++;
+          this.stats.transactionsApplied++;
+          break;
+        }
+      }
+      if (this.sqlBytes >= (this.opts.maxBatchBytes ?? 1024 * 1024)) {
+        this.endInsertRun();
+        await this.flushSql();
+      }
+    }
+  }
+
+  /** Whether the open group should be committed now (called after each frame). */
+  shouldCommit(moreInputWaiting: boolean): boolean {
+    if (!this.groupOpen || this.inTxn || this.groupEnd === null) return false;
+    if (!moreInputWaiting) return true;
+    return (
+      this.groupTxns >= this.opts.maxGroupTransactions ||
+      Date.now() - this.groupStartedAt >= this.opts.maxGroupDelayMs
+    );
+  }
+
+  /** Commits the open group (all its source transactions are complete) and reports the durable LSN. */
+  async commitGroup(): Promise<void> {
+    if (!this.groupOpen || this.inTxn || this.groupEnd === null) return;
+    const end = this.groupEnd;
+    this.push(
+      `UPDATE pgferry.state SET applied_lsn = '${formatLsn(end)}', applied_at = now()` +
+        (this.groupCommitTime
+          ? `, last_commit_time = to_timestamp(${quoteLiteral(this.groupCommitTime)}::numeric / 1000000)`
+          : '') +
+        ' WHERE id = 1',
+    );
+    if (this.touched.size) {
+      const rows = [...this.touched.values()].map(
+        ([s, t]) => `(${quoteLiteral(s)}, ${quoteLiteral(t)}, '${formatLsn(end)}')`,
+      );
+      this.push(
+        `INSERT INTO pgferry.table_changes (schema_name, table_name, last_change_lsn) VALUES ${rows.join(', ')}
+         ON CONFLICT (schema_name, table_name) DO UPDATE SET last_change_lsn = excluded.last_change_lsn`,
+      );
+    }
+    this.push('COMMIT');
+    await this.flushSql();
+    this.applied = end;
+    this.groupOpen = false;
+    this.groupEnd = null;
+    this.groupTxns = 0;
+    this.touched.clear();
+    this.stats.groupsCommitted++;
+    if (this.groupCommitTime)
+      this.stats.lastCommitTime = new Date(Number(BigInt(this.groupCommitTime) / 1000n));
+    this.onDurable(end);
+  }
+
+  /** Nothing to apply up to `lsn` (the source was idle): record the position so the slot can advance. */
+  async advance(lsn: Lsn): Promise<void> {
+    if (this.inTxn || this.groupOpen || lsn <= this.applied) return;
+    await this.client.query(
+      `UPDATE pgferry.state SET applied_lsn = '${formatLsn(lsn)}', applied_at = now() WHERE id = 1`,
+    );
+    this.applied = lsn;
+    this.onDurable(lsn);
+  }
+
+  /** Records the primary's sequence values and moves the replica's sequences to them. */
+  async applySequences(seqs: SequenceValue[], lsn: Lsn | null): Promise<void> {
+    if (seqs.length === 0) return;
+    const stmts: string[] = [];
+    for (const s of seqs) {
+      const name = quoteLiteral(qualifiedName(s.schema, s.name));
+      stmts.push(
+        `SELECT setval(c.oid, ${quoteLiteral(s.lastValue)}::bigint, ${s.isCalled}) FROM pg_class c WHERE c.oid = to_regclass(${name})`,
+      );
+    }
+    const rows = seqs.map(
+      (s) =>
+        `(${quoteLiteral(s.schema)}, ${quoteLiteral(s.name)}, ${quoteLiteral(s.lastValue)}::bigint, ${s.isCalled}, ${lsn === null ? 'NULL' : `'${formatLsn(lsn)}'`})`,
+    );
+    stmts.push(
+      `INSERT INTO pgferry.sequences (schema_name, sequence_name, last_value, is_called, reported_lsn) VALUES ${rows.join(', ')}
+       ON CONFLICT (schema_name, sequence_name) DO UPDATE SET last_value = excluded.last_value, is_called = excluded.is_called,
+         reported_lsn = excluded.reported_lsn, reported_at = now()`,
+    );
+    if (this.groupOpen) {
+      for (const s of stmts) this.push(s);
+    } else {
+      await this.client.query(stmts.join(';\n'));
+    }
+  }
+
+  /** Throws away an open group (after an error or a lost link); nothing of it was committed. */
+  async abort(): Promise<void> {
+    this.sql = [];
+    this.sqlBytes = 0;
+    this.insertRel = null;
+    this.insertTuples = [];
+    this.touched.clear();
+    const wasOpen = this.groupOpen;
+    this.groupOpen = false;
+    this.groupEnd = null;
+    this.groupTxns = 0;
+    this.inTxn = false;
+    this.skipTxn = false;
+    if (wasOpen) await this.client.query('ROLLBACK').catch(() => undefined);
+  }
+
+  private async flushSql(): Promise<void> {
+    if (this.sql.length === 0) return;
+    const text = this.sql.join(';\n');
+    this.sql = [];
+    this.sqlBytes = 0;
+    try {
+      await this.client.query(text);
+    } catch (e) {
+      const err = e as Error & { position?: string };
+      throw new PgferryError('APPLY_FAILED', `applying changes on the replica failed: ${err.message}`, {
+        cause: e,
+        details: {
+          near: err.position
+            ? text.slice(Math.max(0, Number(err.position) - 200), Number(err.position) + 200)
+            : undefined,
+        },
+      });
+    }
+  }
+}

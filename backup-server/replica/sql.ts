@@ -1,0 +1,79 @@
+/**
+ * SQL text for applying changes. Values are PostgreSQL text output and go in as quoted literals
+ * (standard_conforming_strings is on in every replica session), so many statements can travel in one
+ * round trip; literals are untyped, so PostgreSQL gives them the target column's type.
+ */
+import type { RelationInfo, Value } from '../../shared/protocol/messages';
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function quoteLiteral(v: Value): string {
+  if (v === null) return 'NULL';
+  return `'${v.replace(/'/g, "''")}'`;
+}
+
+export function qualifiedName(schema: string, name: string): string {
+  return `${quoteIdent(schema)}.${quoteIdent(name)}`;
+}
+
+/** The prepared pieces of one relation, built once per relation message. */
+export class RelationSql {
+  readonly table: string;
+  readonly insertPrefix: string;
+  readonly keyIndexes: number[];
+  readonly full: boolean;
+  private readonly cols: string[];
+
+  constructor(readonly info: RelationInfo) {
+    this.table = qualifiedName(info.schema, info.name);
+    this.cols = info.columns.map((c) => quoteIdent(c.name));
+    this.insertPrefix = `INSERT INTO ${this.table} (${this.cols.join(', ')}) VALUES `;
+    this.full = info.replicaIdentity === 'full';
+    this.keyIndexes = info.columns.flatMap((c, i) => (c.key ? [i] : []));
+  }
+
+  valuesTuple(v: Value[]): string {
+    let s = '(';
+    for (let i = 0; i < v.length; i++) s += (i ? ', ' : '') + quoteLiteral(v[i]);
+    return `${s})`;
+  }
+
+  /**
+   * WHERE clause locating the old row. With a key (identity default/index) `old` may be null, and then
+   * the key columns of the new values are used. With identity full, `old` is the whole row and the match
+   * goes by text form (works for every type, json included), limited to one physical row.
+   */
+  private locate(oldRow: Value[] | undefined, newRow: Value[] | undefined): string {
+    if (this.full) {
+      const row = oldRow ?? newRow ?? [];
+      const conds = this.cols.map((c, i) =>
+        row[i] === null ? `${c} IS NULL` : `${c}::text = ${quoteLiteral(row[i])}::text`,
+      );
+      return `ctid = (SELECT ctid FROM ${this.table} WHERE ${conds.join(' AND ') || 'true'} LIMIT 1)`;
+    }
+    if (this.keyIndexes.length === 0) {
+      throw new Error(`table ${this.table} has no replica identity; cannot locate rows for update/delete`);
+    }
+    const src = oldRow ?? newRow ?? [];
+    return this.keyIndexes
+      .map((i) => (src[i] === null ? `${this.cols[i]} IS NULL` : `${this.cols[i]} = ${quoteLiteral(src[i])}`))
+      .join(' AND ');
+  }
+
+  update(v: Value[], toast: number[] | undefined, old: Value[] | undefined): string {
+    const skip = toast && toast.length ? new Set(toast) : null;
+    const sets: string[] = [];
+    for (let i = 0; i < v.length; i++) {
+      if (skip?.has(i)) continue;
+      sets.push(`${this.cols[i]} = ${quoteLiteral(v[i])}`);
+    }
+    if (sets.length === 0) return '';
+    return `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${this.locate(old, v)}`;
+  }
+
+  delete(old: Value[]): string {
+    return `DELETE FROM ${this.table} WHERE ${this.locate(old, undefined)}`;
+  }
+}

@@ -1,0 +1,326 @@
+/**
+ * One source on the backup server: the link to its agent (one at a time; a new login replaces a stale one),
+ * the initial copy, the applier, sequence requests, and the live figures status and metrics read.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Client } from 'pg';
+import type { SourceSettings } from '../shared/config/server-config';
+import { describeError, PgferryError } from '../shared/errors';
+import type { Logger } from '../shared/log';
+import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
+import type { FramedConnection } from '../shared/protocol/connection';
+import type { Frame } from '../shared/protocol/frame';
+import type { AgentMessage, ReplicaSummary, ServerMessage } from '../shared/protocol/messages';
+import { Applier, type ApplierOptions } from './replica/applier';
+import { connectReplica, databaseExists, recoverSwap, withAdmin } from './replica/database';
+import { InitialSync } from './replica/initial-sync';
+import { migrateMetadata, readReplicaState } from './replica/metadata';
+
+type Conn = FramedConnection<AgentMessage, ServerMessage>;
+
+export interface SourceStatus {
+  source: string;
+  connected: boolean;
+  remoteAddress: string | null;
+  agentVersion: string | null;
+  connectedAt: string | null;
+  lastMessageAt: string | null;
+  lastHeartbeatAt: string | null;
+  closedByAgent: boolean;
+  phase: 'idle' | 'initial-copy' | 'streaming';
+  appliedLsn: string | null;
+  primaryWalLsn: string | null;
+  lagBytes: number | null;
+  lastCommitTime: string | null;
+  lastAppliedAt: string | null;
+  retainedWalBytes: number | null;
+  transactionsApplied: number;
+  rowsApplied: number;
+  initialCopy: { tables: number; bytes: number; startedAt: string } | null;
+  lastError: string | null;
+}
+
+export class SourceReplicator {
+  private conn: Conn | null = null;
+  private detached: Promise<void> = Promise.resolve();
+  private client: Client | null = null;
+  private applier: Applier | null = null;
+  private sync: InitialSync | null = null;
+  private readonly pendingSequenceRequests = new Map<string, () => void>();
+  private readonly st: SourceStatus;
+
+  constructor(
+    readonly settings: SourceSettings,
+    private readonly adminUrl: string,
+    private readonly applierOptions: ApplierOptions,
+    private readonly log: Logger,
+    private readonly onEvent: (
+      event: 'message' | 'heartbeat' | 'close' | 'disconnect',
+      source: string,
+    ) => void = () => undefined,
+  ) {
+    this.st = {
+      source: settings.name,
+      connected: false,
+      remoteAddress: null,
+      agentVersion: null,
+      connectedAt: null,
+      lastMessageAt: null,
+      lastHeartbeatAt: null,
+      closedByAgent: false,
+      phase: 'idle',
+      appliedLsn: null,
+      primaryWalLsn: null,
+      lagBytes: null,
+      lastCommitTime: null,
+      lastAppliedAt: null,
+      retainedWalBytes: null,
+      transactionsApplied: 0,
+      rowsApplied: 0,
+      initialCopy: null,
+      lastError: null,
+    };
+  }
+
+  status(): SourceStatus {
+    const a = this.applier;
+    if (a) {
+      this.st.transactionsApplied = a.stats.transactionsApplied;
+      this.st.rowsApplied = a.stats.rowsApplied;
+      if (a.stats.lastCommitTime) this.st.lastCommitTime = a.stats.lastCommitTime.toISOString();
+    }
+    if (this.sync)
+      this.st.initialCopy = {
+        tables: this.sync.tables,
+        bytes: this.sync.bytes,
+        startedAt: new Date(this.sync.startedAt).toISOString(),
+      };
+    if (this.st.primaryWalLsn && this.st.appliedLsn) {
+      const d = parseLsn(this.st.primaryWalLsn) - parseLsn(this.st.appliedLsn);
+      this.st.lagBytes = d > 0n ? Number(d) : 0;
+    }
+    return { ...this.st };
+  }
+
+  get isConnected(): boolean {
+    return this.conn !== null && !this.conn.isClosed;
+  }
+
+  /** Takes over the link for this source; an older connection is closed first. */
+  async attach(conn: Conn, remoteAddress: string, agentVersion: string): Promise<void> {
+    if (this.conn) {
+      this.log.warn('a new agent connection replaces the current one', {
+        source: this.settings.name,
+        remoteAddress,
+      });
+      this.conn.destroy(new Error('replaced by a new connection'));
+    }
+    await this.detached;
+    let release!: () => void;
+    this.detached = new Promise((r) => {
+      release = r;
+    });
+    this.conn = conn;
+    Object.assign(this.st, {
+      connected: true,
+      remoteAddress,
+      agentVersion,
+      connectedAt: new Date().toISOString(),
+      closedByAgent: false,
+      lastError: null,
+    });
+    conn.on('handlerError', (e: unknown) => {
+      this.st.lastError = describeError(e);
+      this.log.error('replication stopped for this connection', {
+        source: this.settings.name,
+        error: describeError(e),
+        code: e instanceof PgferryError ? e.code : undefined,
+      });
+      void conn
+        .end({
+          tag: 'error',
+          code: e instanceof PgferryError ? e.code : 'INTERNAL',
+          message: describeError(e),
+        })
+        .catch(() => undefined);
+    });
+    conn.on('protocolError', (e: unknown) =>
+      this.log.warn('protocol error from agent', { source: this.settings.name, error: describeError(e) }),
+    );
+    conn.onFrames((f) => this.handle(conn, f));
+    void conn.closed.then(async () => {
+      try {
+        await this.cleanup();
+      } finally {
+        if (this.conn === conn) {
+          this.conn = null;
+          this.st.connected = false;
+        }
+        this.onEvent('disconnect', this.settings.name);
+        this.log.info('agent disconnected', { source: this.settings.name, remoteAddress });
+        release();
+      }
+    });
+  }
+
+  private async cleanup(): Promise<void> {
+    for (const done of this.pendingSequenceRequests.values()) done();
+    this.pendingSequenceRequests.clear();
+    await this.sync?.abort();
+    this.sync = null;
+    if (this.st.phase === 'initial-copy') this.st.phase = 'idle';
+    await this.applier?.abort().catch(() => undefined);
+    this.applier = null;
+    await this.client?.end().catch(() => undefined);
+    this.client = null;
+  }
+
+  /** Replica state for the welcome message (null when there is no complete replica). */
+  private async replicaSummary(): Promise<ReplicaSummary | null> {
+    await recoverSwap(this.adminUrl, this.settings.replicaDatabase);
+    const exists = await withAdmin(this.adminUrl, (a) => databaseExists(a, this.settings.replicaDatabase));
+    if (!exists) return null;
+    const c = await connectReplica(this.settings.replicaUrl);
+    try {
+      const st = await readReplicaState(c);
+      if (!st || !st.syncCompletedAt) return null;
+      this.st.appliedLsn = st.appliedLsn;
+      return { systemIdentifier: st.systemIdentifier, syncId: st.syncId, appliedLsn: st.appliedLsn };
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
+  private async openApplier(conn: Conn, applied: Lsn): Promise<void> {
+    this.client = await connectReplica(this.settings.replicaUrl, 'pgferry-apply');
+    await migrateMetadata(this.client);
+    this.applier = new Applier(this.client, applied, this.applierOptions, (lsn) => {
+      const text = formatLsn(lsn);
+      this.st.appliedLsn = text;
+      this.st.lastAppliedAt = new Date().toISOString();
+      conn.send({ tag: 'ack', lsn: text }).catch(() => undefined);
+    });
+    this.st.appliedLsn = formatLsn(applied);
+    this.st.phase = 'streaming';
+  }
+
+  private need<T>(v: T | null, what: string): T {
+    if (v === null) throw new PgferryError('PROTOCOL_ERROR', `${what} arrived before the stream was set up`);
+    return v;
+  }
+
+  private async handle(conn: Conn, f: Frame<AgentMessage>): Promise<void> {
+    const m = f.header;
+    this.st.lastMessageAt = new Date().toISOString();
+    this.onEvent('message', this.settings.name);
+    switch (m.tag) {
+      case 'start': {
+        await this.cleanup();
+        const replica = await this.replicaSummary();
+        if (replica && replica.systemIdentifier === m.systemIdentifier)
+          await this.openApplier(conn, parseLsn(replica.appliedLsn));
+        this.log.info('agent connected', {
+          source: this.settings.name,
+          systemIdentifier: m.systemIdentifier,
+          replica: replica ? `${replica.systemIdentifier} at ${replica.appliedLsn}` : 'none',
+          slot: m.slot.exists ? `exists, confirmed ${m.slot.confirmedFlushLsn}` : 'missing',
+        });
+        await conn.send({ tag: 'welcome', replica });
+        return;
+      }
+      case 'syncBegin': {
+        await this.cleanup();
+        this.st.phase = 'initial-copy';
+        this.sync = new InitialSync(
+          { source: this.settings.name, adminUrl: this.adminUrl, database: this.settings.replicaDatabase },
+          this.log,
+        );
+        await this.sync.begin(m);
+        return;
+      }
+      case 'syncTable':
+        return this.need(this.sync, 'syncTable').startTable(m.table, m.format);
+      case 'copyData':
+        if (f.body) await this.need(this.sync, 'copyData').data(f.body);
+        return;
+      case 'syncTableEnd':
+        return this.need(this.sync, 'syncTableEnd').endTable();
+      case 'syncEnd': {
+        const lsn = await this.need(this.sync, 'syncEnd').finish(m.schemaPost, m.sequences);
+        this.sync = null;
+        this.st.initialCopy = null;
+        await this.openApplier(conn, lsn);
+        await conn.send({ tag: 'ack', lsn: formatLsn(lsn) });
+        return;
+      }
+      case 'relation':
+        this.need(this.applier, 'relation').setRelation(m.relation);
+        return;
+      case 'changes': {
+        const a = this.need(this.applier, 'changes');
+        await a.apply(m.items);
+        if (a.shouldCommit(conn.pendingFrames > 0)) await a.commitGroup();
+        return;
+      }
+      case 'sequences': {
+        const a = this.need(this.applier, 'sequences');
+        await a.applySequences(m.sequences, a.appliedLsn);
+        if (a.shouldCommit(conn.pendingFrames > 0)) await a.commitGroup();
+        if (m.requestId) this.pendingSequenceRequests.get(m.requestId)?.();
+        return;
+      }
+      case 'advance': {
+        const a = this.need(this.applier, 'advance');
+        await a.advance(parseLsn(m.lsn));
+        return;
+      }
+      case 'heartbeat': {
+        this.st.lastHeartbeatAt = new Date().toISOString();
+        this.st.primaryWalLsn = m.walLsn;
+        this.st.retainedWalBytes = m.retainedWalBytes;
+        this.st.closedByAgent = false;
+        this.onEvent('heartbeat', this.settings.name);
+        return;
+      }
+      case 'close': {
+        this.st.closedByAgent = true;
+        this.log.info('agent announced a clean stop', { source: this.settings.name, reason: m.reason });
+        this.onEvent('close', this.settings.name);
+        return;
+      }
+      default:
+        throw new PgferryError(
+          'PROTOCOL_ERROR',
+          `unexpected message "${(m as { tag: string }).tag}" on an established link`,
+        );
+    }
+  }
+
+  /** Asks the agent for fresh sequence values; resolves true once applied, false if the agent is away or slow. */
+  async refreshSequences(timeoutMs = 10_000): Promise<boolean> {
+    const conn = this.conn;
+    if (!conn || conn.isClosed || !this.applier) return false;
+    const requestId = randomUUID();
+    const answered = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingSequenceRequests.delete(requestId);
+        resolve(false);
+      }, timeoutMs);
+      this.pendingSequenceRequests.set(requestId, () => {
+        clearTimeout(timer);
+        this.pendingSequenceRequests.delete(requestId);
+        resolve(!conn.isClosed);
+      });
+    });
+    await conn.send({ tag: 'requestSequences', requestId }).catch(() => undefined);
+    return answered;
+  }
+
+  async stop(): Promise<void> {
+    const conn = this.conn;
+    if (conn) {
+      conn.destroy(new Error('server stopping'));
+      await this.detached;
+    }
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * A framed, back-pressured message connection over any duplex stream (TCP or TLS socket).
+ * Incoming frames are handed to one async handler at a time; the socket is paused while frames wait,
+ * so a slow consumer slows the sender instead of buffering without bound.
+ */
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { describeError, PgferryError } from '../errors';
+import { encodeFrame, type Frame, FrameDecoder } from './frame';
+
+export type FrameHandler<H> = (frame: Frame<H>) => Promise<void> | void;
+
+export class FramedConnection<In extends { tag: string }, Out extends { tag: string }> extends EventEmitter {
+  private readonly decoder: FrameDecoder;
+  private readonly queue: Frame<In>[] = [];
+  private handler: FrameHandler<In> | null = null;
+  private draining = false;
+  private closedFlag = false;
+  private closeError: Error | null = null;
+  readonly closed: Promise<Error | null>;
+  private resolveClosed!: (e: Error | null) => void;
+  /** bytes written / read, for metrics */
+  bytesOut = 0;
+  bytesIn = 0;
+
+  constructor(
+    readonly socket: Duplex,
+    maxFrameBytes: number,
+  ) {
+    super();
+    this.decoder = new FrameDecoder(maxFrameBytes);
+    this.closed = new Promise((r) => {
+      this.resolveClosed = r;
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (e) => this.fail(e));
+    socket.on('close', () => this.fail(null));
+    socket.on('end', () => this.fail(null));
+  }
+
+  set maxFrameBytes(n: number) {
+    this.decoder.maxFrameBytes = n;
+  }
+
+  /** frames received and not yet handled */
+  get pendingFrames(): number {
+    return this.queue.length;
+  }
+
+  get isClosed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Starts delivering frames (in order, one at a time) to `handler`. */
+  onFrames(handler: FrameHandler<In>): void {
+    this.handler = handler;
+    void this.drain();
+  }
+
+  /** Sends one message; resolves once the socket accepted it (waits for 'drain' under back-pressure). */
+  async send(header: Out, body?: Buffer | null): Promise<void> {
+    if (this.closedFlag)
+      throw new PgferryError(
+        'CONNECTION_LOST',
+        `connection closed${this.closeError ? `: ${this.closeError.message}` : ''}`,
+      );
+    const buf = encodeFrame(header, body);
+    this.bytesOut += buf.length;
+    if (!this.socket.write(buf)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.socket.off('drain', done);
+          this.off('closed', done);
+          resolve();
+        };
+        this.socket.on('drain', done);
+        this.on('closed', done);
+      });
+    }
+  }
+
+  /** Sends a final message (best effort) and closes. */
+  async end(last?: Out): Promise<void> {
+    if (this.closedFlag) return;
+    if (last) {
+      try {
+        this.socket.write(encodeFrame(last));
+      } catch {
+        /* closing anyway */
+      }
+    }
+    this.socket.end();
+    const timer = setTimeout(() => this.socket.destroy(), 2000);
+    timer.unref();
+    await this.closed;
+    clearTimeout(timer);
+  }
+
+  destroy(err?: Error): void {
+    this.socket.destroy();
+    this.fail(err ?? null);
+  }
+
+  private onData(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      this.emit('protocolError', e);
+      this.destroy(e as Error);
+      return;
+    }
+    for (const f of frames) this.queue.push(f as Frame<In>);
+    if (this.queue.length > 0) {
+      this.socket.pause();
+      this.emit('queued');
+      void this.drain();
+    }
+  }
+
+  /**
+   * Takes the next frame directly (handshake use, before `onFrames`), failing after `timeoutMs`
+   * or when the connection closes.
+   */
+  next(timeoutMs: number): Promise<Frame<In>> {
+    if (this.handler) throw new Error('next() cannot be used once onFrames() is set');
+    return new Promise((resolve, reject) => {
+      const take = (): boolean => {
+        const f = this.queue.shift();
+        if (!f) return false;
+        cleanup();
+        if (this.queue.length === 0 && !this.closedFlag) this.socket.resume();
+        resolve(f);
+        return true;
+      };
+      const onClosed = (e: Error | null) => {
+        cleanup();
+        reject(
+          new PgferryError(
+            'CONNECTION_LOST',
+            `connection closed during the handshake${e ? `: ${e.message}` : ''}`,
+          ),
+        );
+      };
+      const onQueued = () => void take();
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new PgferryError('PROTOCOL_ERROR', `no answer within ${timeoutMs} ms during the handshake`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.off('closed', onClosed);
+        this.off('queued', onQueued);
+      };
+      if (take()) return;
+      if (this.closedFlag) return onClosed(this.closeError);
+      this.on('closed', onClosed);
+      this.on('queued', onQueued);
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining || !this.handler) return;
+    this.draining = true;
+    try {
+      while (this.queue.length > 0 && !this.closedFlag) {
+        const f = this.queue.shift()!;
+        await this.handler(f);
+      }
+    } catch (e) {
+      this.emit('handlerError', e);
+      this.destroy(e instanceof Error ? e : new Error(describeError(e)));
+    } finally {
+      this.draining = false;
+      if (!this.closedFlag) this.socket.resume();
+    }
+  }
+
+  private fail(err: Error | null): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    this.closeError = err;
+    this.queue.length = 0;
+    this.emit('closed', err);
+    this.resolveClosed(err);
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Length-prefixed frames: [u32 length][u32 headerLength][header JSON][body bytes]
+ * `length` counts everything after itself. The header is a JSON message (see messages.ts); the optional
+ * body carries bulk bytes (COPY data) without JSON encoding. Frames above `maxFrameBytes` are refused.
+ */
+import { PgferryError } from '../errors';
+
+export interface Frame<H = unknown> {
+  header: H;
+  body: Buffer | null;
+}
+
+const PREFIX = 8;
+
+export function encodeFrame(header: unknown, body?: Buffer | null): Buffer {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const bodyLen = body ? body.length : 0;
+  const out = Buffer.allocUnsafe(PREFIX + json.length + bodyLen);
+  out.writeUInt32BE(4 + json.length + bodyLen, 0);
+  out.writeUInt32BE(json.length, 4);
+  json.copy(out, PREFIX);
+  if (body) body.copy(out, PREFIX + json.length);
+  return out;
+}
+
+/** Incremental decoder: feed it chunks as they arrive, get whole frames out. */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(public maxFrameBytes: number) {}
+
+  push(chunk: Buffer): Frame[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.buffered < 4) break;
+      const head = this.peek(4);
+      const length = head.readUInt32BE(0);
+      if (length > this.maxFrameBytes) {
+        throw new PgferryError(
+          'FRAME_TOO_LARGE',
+          `frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes} bytes`,
+        );
+      }
+      if (length < 4) throw new PgferryError('PROTOCOL_ERROR', `invalid frame length ${length}`);
+      if (this.buffered < 4 + length) break;
+      const frame = this.take(4 + length);
+      const headerLength = frame.readUInt32BE(4);
+      if (headerLength > length - 4) {
+        throw new PgferryError(
+          'PROTOCOL_ERROR',
+          `invalid frame: header length ${headerLength} exceeds frame length ${length}`,
+        );
+      }
+      let header: unknown;
+      try {
+        header = JSON.parse(frame.toString('utf8', PREFIX, PREFIX + headerLength));
+      } catch {
+        throw new PgferryError('PROTOCOL_ERROR', 'invalid frame: the header is not JSON');
+      }
+      if (
+        header === null ||
+        typeof header !== 'object' ||
+        typeof (header as { tag?: unknown }).tag !== 'string'
+      ) {
+        throw new PgferryError('PROTOCOL_ERROR', 'invalid frame: the header has no tag');
+      }
+      const bodyLength = length - 4 - headerLength;
+      frames.push({ header, body: bodyLength > 0 ? frame.subarray(PREFIX + headerLength) : null });
+    }
+    return frames;
+  }
+
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0].length >= n) return this.chunks[0];
+    this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0];
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0];
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      const all = Buffer.concat(this.chunks);
+      out = all.subarray(0, n);
+      this.chunks = all.length > n ? [all.subarray(n)] : [];
+    }
+    this.buffered -= n;
+    return out;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The messages of the agent ↔ server link, as discriminated unions on `tag`.
+ * Values travel as PostgreSQL's text output (exact: microseconds, numeric, bytea hex, arrays, json);
+ * `null` is SQL NULL. Unchanged TOAST columns are listed by index in `toast` and carry no value.
+ */
+export const PROTOCOL_NAME = 'pgferry';
+/** Versions this build speaks, newest last. */
+export const PROTOCOL_VERSIONS = [1] as const;
+
+export interface RelationColumn {
+  name: string;
+  typeOid: number;
+  /** part of the replica identity (key) */
+  key: boolean;
+}
+
+export interface RelationInfo {
+  relid: number;
+  schema: string;
+  name: string;
+  replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
+  columns: RelationColumn[];
+}
+
+export type Value = string | null;
+
+/** One item of a change batch. LSNs are text (X/Y). */
+export type Change =
+  | { k: 'B'; commitLsn: string; xid: number }
+  | { k: 'I'; r: number; v: Value[] }
+  /** update: `v` new values, `toast` indexes of unchanged TOAST columns, `old` old key/row when sent */
+  | { k: 'U'; r: number; v: Value[]; toast?: number[]; old?: Value[] }
+  /** delete: `old` holds the key columns (identity default/index) or the whole row (full), in column order */
+  | { k: 'D'; r: number; old: Value[] }
+  | { k: 'T'; rs: number[]; cascade: boolean; restartIdentity: boolean }
+  | { k: 'C'; endLsn: string; commitTime: string };
+
+export interface SequenceValue {
+  schema: string;
+  name: string;
+  lastValue: string;
+  isCalled: boolean;
+}
+
+export interface TableRef {
+  schema: string;
+  name: string;
+}
+
+export type AgentMessage =
+  | {
+      tag: 'hello';
+      protocol: typeof PROTOCOL_NAME;
+      versions: number[];
+      source: string;
+      pgferryVersion: string;
+      clientNonce: string;
+    }
+  | { tag: 'auth'; proof: string }
+  | {
+      tag: 'start';
+      systemIdentifier: string;
+      pgMajor: number;
+      appVersion: string | null;
+      slot: { exists: boolean; confirmedFlushLsn: string | null };
+    }
+  | { tag: 'syncBegin'; syncId: string; systemIdentifier: string; consistentLsn: string; schemaPre: string }
+  | { tag: 'syncTable'; table: TableRef; format: 'binary' | 'text' }
+  | { tag: 'copyData' }
+  | { tag: 'syncTableEnd'; table: TableRef }
+  | { tag: 'syncEnd'; schemaPost: string; sequences: SequenceValue[] }
+  | { tag: 'relation'; relation: RelationInfo }
+  | { tag: 'changes'; items: Change[] }
+  | { tag: 'sequences'; requestId: string | null; sequences: SequenceValue[] }
+  | { tag: 'advance'; lsn: string }
+  | { tag: 'heartbeat'; sentAt: string; walLsn: string | null; retainedWalBytes: number | null }
+  | { tag: 'close'; reason: string };
+
+export interface ReplicaSummary {
+  systemIdentifier: string;
+  syncId: string;
+  appliedLsn: string;
+}
+
+export type ServerMessage =
+  | { tag: 'challenge'; version: number; salt: string; N: number; r: number; p: number; serverNonce: string }
+  | { tag: 'authOk'; serverSignature: string }
+  | { tag: 'welcome'; replica: ReplicaSummary | null }
+  | { tag: 'syncReady' }
+  | { tag: 'ack'; lsn: string }
+  | { tag: 'requestSequences'; requestId: string }
+  | { tag: 'error'; code: string; message: string };
+
+export type AgentTag = AgentMessage['tag'];
+export type ServerTag = ServerMessage['tag'];
+
+/** Picks the highest version both sides speak, or null. */
+export function negotiateVersion(
+  offered: readonly number[],
+  supported: readonly number[] = PROTOCOL_VERSIONS,
+): number | null {
+  const common = offered.filter((v) => supported.includes(v));
+  return common.length ? Math.max(...common) : null;
+}
+
+export function authMessage(source: string, clientNonce: string, serverNonce: string): string {
+  return `pgferry-auth-v1,${source},${clientNonce},${serverNonce}`;
+}
