@@ -36,6 +36,10 @@ export const ERROR_CODES = {
   SNAPSHOT_FAILED: { exit: 70, hint: 'see the error; the partial snapshot was removed' },
   SNAPSHOT_NOT_FOUND: { exit: 66, hint: 'list snapshots with pgferry snapshot list' },
   SNAPSHOT_CORRUPT: { exit: 65, hint: 'the snapshot does not match its manifest; use another snapshot' },
+  SNAPSHOT_BUSY: {
+    exit: 75,
+    hint: 'another snapshot or rotation is running (its process id is in the message); try again when it ends',
+  },
   DISK_FULL: { exit: 73, hint: 'free space on the snapshot volume or lower the retention' },
   DESTINATION_UNAVAILABLE: { exit: 73, hint: 'mount or create the snapshot folder and make it writable' },
   FTP_AUTH_FAILED: { exit: 77, hint: 'check the FTP user and password' },
