@@ -264,11 +264,19 @@ export class SnapshotFtpServer {
     };
   }
 
-  /** The address announced in PASV replies. */
+  /**
+   * The address announced in PASV replies: for loopback clients and without ftp.passiveAddress, the address
+   * the client connected to; otherwise the configured one (NAT).
+   */
   private passiveAddressFor(clientIp: string): string {
     const client = plainAddress(clientIp);
-    if (isLoopback(client)) return client;
-    if (this.opts.passiveAddress) return this.opts.passiveAddress;
+    const local = this.localAddressSeenBy(client);
+    if (isLoopback(client)) return local ?? '127.0.0.1';
+    return this.opts.passiveAddress ?? local ?? this.opts.host;
+  }
+
+  /** The local IPv4 address of a session from `client` (PASV can only announce IPv4). */
+  private localAddressSeenBy(client: string): string | undefined {
     for (const { connection } of this.sessions.values()) {
       const socket = connection.commandSocket;
       if (socket && plainAddress(socket.remoteAddress) === client) {
@@ -276,6 +284,6 @@ export class SnapshotFtpServer {
         if (local && !local.includes(':')) return local;
       }
     }
-    return this.opts.host;
+    return undefined;
   }
 }

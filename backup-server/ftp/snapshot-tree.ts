@@ -9,8 +9,7 @@
  * Dot-entries (partial snapshots included, even by exact name), folders that are not complete snapshots,
  * symlinked source or snapshot folders, anything whose real path leaves the root or lands on something
  * hidden, and anything that is neither a regular file nor a folder are invisible. Client paths are
- * normalised against "/" (so ".." never climbs above the root); backslashes and control characters are
- * refused outright.
+ * resolved against the session's folder; ".." above the root, backslashes and control characters are refused.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -35,15 +34,21 @@ function hasForbiddenChar(p: string): boolean {
   return false;
 }
 
-/** Path segments below the FTP root for `clientPath` seen from `cwd`, or null when the path is refused. */
+/**
+ * Path segments below the FTP root for `clientPath` seen from `cwd`, or null when the path is refused:
+ * backslashes, control characters, and ".." that would climb above the root ("CWD ../.." at "/" fails).
+ */
 export function clientSegments(cwd: string, clientPath: string | null | undefined): string[] | null {
   const input = clientPath === undefined || clientPath === null || clientPath === '' ? '.' : clientPath;
   if (hasForbiddenChar(input)) return null;
   const joined = input.startsWith('/') ? input : `${cwd}/${input}`;
-  return path.posix
-    .normalize(`/${joined}`)
-    .split('/')
-    .filter((s) => s !== '' && s !== '.');
+  const out: string[] = [];
+  for (const s of joined.split('/')) {
+    if (s === '' || s === '.') continue;
+    if (s !== '..') out.push(s);
+    else if (out.pop() === undefined) return null;
+  }
+  return out;
 }
 
 export function toClientPath(segments: readonly string[]): string {
