@@ -1,6 +1,13 @@
 /** The backup-server-side subcommands, one file each. */
 import type { RegisterCommand } from '../../shared/cli/command';
 import { registerHashPassword } from './hash-password';
+import { registerRotate } from './rotate';
 import { registerServer } from './server';
+import { registerSnapshot } from './snapshot';
 
-export const serverCommands: RegisterCommand[] = [registerServer, registerHashPassword];
+export const serverCommands: RegisterCommand[] = [
+  registerServer,
+  registerHashPassword,
+  registerSnapshot,
+  registerRotate,
+];

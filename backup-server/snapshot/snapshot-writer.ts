@@ -1,0 +1,303 @@
+/**
+ * Writes one consistent snapshot of one source's replica: a REPEATABLE READ transaction reads the applied
+ * LSN and exports its snapshot; pg_dump (schema) and parallel COPY workers (data) import it, so schema,
+ * data and sequences are all as of that one LSN. Unchanged tables are hard-linked from the previous
+ * snapshot. Everything goes to `.<id>.partial/`, is fsynced, then renamed to `<id>/`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { isPgferryError, PgferryError } from '../../shared/errors';
+import type { Logger } from '../../shared/log';
+import {
+  formatSnapshotId,
+  MANIFEST_FILE,
+  MANIFEST_FORMAT_VERSION,
+  type ManifestTable,
+  partialDirName,
+  type SnapshotManifest,
+} from '../../shared/snapshot/manifest';
+import { PGFERRY_VERSION } from '../../shared/version';
+import { readReplicaState, type ReplicaState } from '../replica/metadata';
+import type { SnapshotInfo } from './catalog';
+import { fsyncPath } from './durable-fs';
+import { dumpSchemaSection, findPgTool } from './pg-dump';
+import { listReplicaTables, lockTables, readSequences } from './replica-contents';
+import { copyTableToFile } from './table-copy';
+import { linkBaseProblem, planTables, type TablePlan } from './table-plan';
+
+export interface SnapshotWriterOptions {
+  source: string;
+  replicaUrl: string;
+  /** the snapshots root (`snapshots.dir`) */
+  dir: string;
+  compressionLevel: number;
+  parallelCopies: number;
+  pgBinDir?: string;
+  /** the newest complete snapshot of this source, the base for hard links */
+  previous: SnapshotInfo | null;
+  /** asks the agent for fresh sequence values (written to pgferry.sequences) before the snapshot starts */
+  refreshSequences?: () => Promise<void>;
+  sequenceRefreshTimeoutMs: number;
+  logger: Logger;
+  /** fault injection (tests): a pause before each table copy */
+  tableCopyDelayMs?: number;
+  /** called on the finished partial folder before it is published (renamed); a throw discards it */
+  beforePublish?: (partial: SnapshotInfo, writtenFiles: string[]) => Promise<void>;
+  now?: () => Date;
+}
+
+export interface WrittenSnapshot {
+  info: SnapshotInfo;
+  tablesWritten: number;
+  tablesLinked: number;
+  /** bytes of new files (linked files excluded) */
+  bytesWritten: number;
+  /** files written by this snapshot (not linked), '/' separated, relative to its folder */
+  writtenFiles: string[];
+  /** false when the agent could not be asked for fresh sequence values */
+  sequencesFresh: boolean;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function refreshSequencesWithin(opts: SnapshotWriterOptions): Promise<boolean> {
+  if (!opts.refreshSequences) {
+    opts.logger.info('no agent link to ask for fresh sequence values; using the latest known ones', {
+      source: opts.source,
+    });
+    return false;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${opts.sequenceRefreshTimeoutMs / 1000} s`)),
+      opts.sequenceRefreshTimeoutMs,
+    );
+  });
+  try {
+    await Promise.race([opts.refreshSequences(), timeout]);
+    return true;
+  } catch (e) {
+    opts.logger.warn('could not get fresh sequence values from the agent; using the latest known ones', {
+      source: opts.source,
+      error: (e as Error).message,
+    });
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function connect(opts: SnapshotWriterOptions): Promise<Client> {
+  const client = new Client({ connectionString: opts.replicaUrl, application_name: 'pgferry-snapshot' });
+  client.on('error', (e) =>
+    opts.logger.warn('snapshot connection error', { source: opts.source, error: e.message }),
+  );
+  try {
+    await client.connect();
+    await client.query('SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0');
+  } catch (e) {
+    await client.end().catch(() => undefined);
+    throw new PgferryError(
+      'REPLICA_UNAVAILABLE',
+      `cannot connect to the replica database of source ${opts.source}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  return client;
+}
+
+function checkState(state: ReplicaState | null, source: string): ReplicaState {
+  if (!state) {
+    throw new PgferryError('SNAPSHOT_FAILED', `the replica of source ${source} has no pgferry state yet`, {
+      hint: 'wait until the agent has connected and the initial copy has finished, then try again',
+    });
+  }
+  if (state.source !== source) {
+    throw new PgferryError(
+      'SNAPSHOT_FAILED',
+      `the replica configured for source ${source} belongs to source ${state.source}`,
+      { hint: `check sources[].replicaUrl of ${source} in the server config` },
+    );
+  }
+  return state;
+}
+
+/** Hard-links unchanged tables; returns those that must be written after all (link base missing or damaged). */
+async function linkUnchanged(
+  plans: TablePlan[],
+  previous: SnapshotInfo | null,
+  partial: string,
+  logger: Logger,
+): Promise<{ linked: ManifestTable[]; toWrite: TablePlan[] }> {
+  const linked: ManifestTable[] = [];
+  const toWrite: TablePlan[] = [];
+  for (const p of plans) {
+    const prev = p.linkFrom;
+    if (!prev || !previous) {
+      toWrite.push(p);
+      continue;
+    }
+    const from = path.join(previous.path, prev.file);
+    try {
+      const st = await fs.promises.lstat(from);
+      if (!st.isFile() || st.size !== prev.bytes)
+        throw new Error(`size ${st.size}, manifest says ${prev.bytes}`);
+      await fs.promises.link(from, path.join(partial, p.file));
+      linked.push({ ...prev, file: p.file, linked: true, columns: p.table.columns });
+    } catch (e) {
+      logger.warn('cannot link an unchanged table from the previous snapshot; writing it again', {
+        table: `${p.table.schema}.${p.table.name}`,
+        from,
+        error: (e as Error).message,
+      });
+      toWrite.push(p);
+    }
+  }
+  return { linked, toWrite };
+}
+
+function asSnapshotError(e: unknown, what: string): PgferryError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new PgferryError('DISK_FULL', `the snapshot volume ran full while writing ${what}`, { cause: e });
+  }
+  if (isPgferryError(e)) return e;
+  return new PgferryError('SNAPSHOT_FAILED', `snapshot ${what} failed: ${(e as Error).message}`, {
+    cause: e,
+  });
+}
+
+export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<WrittenSnapshot> {
+  const now = opts.now ?? (() => new Date());
+  const sequencesFresh = await refreshSequencesWithin(opts);
+  const startedAt = now();
+  const id = formatSnapshotId(startedAt);
+  const sourceDir = path.join(opts.dir, opts.source);
+  const partial = path.join(sourceDir, partialDirName(id));
+  const final = path.join(sourceDir, id);
+  const what = `${opts.source}/${id}`;
+  const clients: Client[] = [];
+  /** background jobs writing into the partial folder: settled before it is removed */
+  const jobs: Promise<unknown>[] = [];
+  try {
+    await fs.promises.mkdir(sourceDir, { recursive: true });
+    await fs.promises.mkdir(partial);
+  } catch (e) {
+    throw asSnapshotError(e, what);
+  }
+  try {
+    await fs.promises.mkdir(path.join(partial, 'data'));
+    const main = await connect(opts);
+    clients.push(main);
+    await main.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    const snapshotName = (await main.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0].s;
+    const state = checkState(await readReplicaState(main), opts.source);
+    const versionNum = (await main.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`))
+      .rows[0].v;
+    const pgMajor = Math.floor(Number(versionNum) / 10000);
+    const tables = await listReplicaTables(main);
+    await lockTables(main, tables);
+    const sequences = await readSequences(main);
+    const baseProblem = linkBaseProblem(opts.previous?.manifest ?? null, state);
+    if (baseProblem && opts.previous)
+      opts.logger.info(`full snapshot: ${baseProblem}`, { source: opts.source });
+    const plans = planTables(tables, baseProblem ? null : (opts.previous?.manifest ?? null));
+    const { linked, toWrite } = await linkUnchanged(plans, opts.previous, partial, opts.logger);
+
+    const pgDump = await findPgTool('pg_dump', pgMajor, opts.pgBinDir);
+    const dumpSection = (section: 'pre-data' | 'post-data', file: string) =>
+      dumpSchemaSection({
+        pgDump,
+        url: opts.replicaUrl,
+        snapshotName,
+        section,
+        file: path.join(partial, file),
+      });
+    const schemaJob = (async () => {
+      const pre = await dumpSection('pre-data', 'schema-pre.sql');
+      const post = await dumpSection('post-data', 'schema-post.sql');
+      return { pre: { file: 'schema-pre.sql', ...pre }, post: { file: 'schema-post.sql', ...post } };
+    })();
+    jobs.push(schemaJob.catch(() => undefined));
+
+    const workers = Math.max(1, Math.min(opts.parallelCopies, toWrite.length));
+    for (let i = 1; i < workers; i++) {
+      const c = await connect(opts);
+      clients.push(c);
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName}'`);
+    }
+    const queue = [...toWrite].sort((a, b) => b.table.relationBytes - a.table.relationBytes);
+    const written: ManifestTable[] = [];
+    const copyWorker = async (client: Client) => {
+      try {
+        for (let p = queue.shift(); p; p = queue.shift()) {
+          if (opts.tableCopyDelayMs) await sleep(opts.tableCopyDelayMs);
+          const f = await copyTableToFile(client, p.table, path.join(partial, p.file), opts);
+          const { schema, name, columns } = p.table;
+          written.push({ schema, name, file: p.file, ...f, linked: false, columns });
+        }
+      } catch (e) {
+        queue.length = 0; // the other workers stop after their current table
+        throw e;
+      }
+    };
+    const copyJob = Promise.allSettled(clients.slice(0, workers).map(copyWorker));
+    jobs.push(copyJob);
+    const [schemaResult, copyResults] = await Promise.all([Promise.allSettled([schemaJob]), copyJob]);
+    for (const r of [...copyResults, ...schemaResult]) if (r.status === 'rejected') throw r.reason;
+    const schema = await schemaJob;
+
+    const tablesOut = [...linked, ...written].sort((a, b) => (a.file < b.file ? -1 : 1));
+    const manifest: SnapshotManifest = {
+      formatVersion: MANIFEST_FORMAT_VERSION,
+      id,
+      pgferryVersion: PGFERRY_VERSION,
+      pgMajor,
+      source: opts.source,
+      systemIdentifier: state.systemIdentifier,
+      syncId: state.syncId,
+      appVersion: state.appVersion,
+      lsn: state.appliedLsn,
+      startedAt: startedAt.toISOString(),
+      finishedAt: now().toISOString(),
+      schemaHash: state.schemaHash,
+      schema,
+      tables: tablesOut,
+      sequences,
+      totalBytes: schema.pre.bytes + schema.post.bytes + tablesOut.reduce((s, t) => s + t.bytes, 0),
+    };
+    const manifestText = `${JSON.stringify(manifest, null, 2)}\n`;
+    const fh = await fs.promises.open(path.join(partial, MANIFEST_FILE), 'wx');
+    try {
+      await fh.writeFile(manifestText);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsyncPath(path.join(partial, 'data'));
+    await fsyncPath(partial);
+    const writtenFiles = [schema.pre.file, schema.post.file, ...written.map((t) => t.file)];
+    await opts.beforePublish?.({ source: opts.source, id, path: partial, manifest }, writtenFiles);
+    await main.query('COMMIT');
+    await fs.promises.rename(partial, final);
+    await fsyncPath(sourceDir);
+    return {
+      info: { source: opts.source, id, path: final, manifest },
+      tablesWritten: written.length,
+      tablesLinked: linked.length,
+      bytesWritten:
+        schema.pre.bytes + schema.post.bytes + written.reduce((s, t) => s + t.bytes, 0) + manifestText.length,
+      writtenFiles,
+      sequencesFresh,
+    };
+  } catch (e) {
+    await Promise.allSettled(jobs);
+    await fs.promises.rm(partial, { recursive: true, force: true }).catch(() => undefined);
+    throw asSnapshotError(e, what);
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+}
