@@ -4,13 +4,13 @@
  */
 import { Client } from 'pg';
 import { PgferryError } from '../../shared/errors';
+import { TEXT_SESSION_OPTIONS } from '../../shared/pg-text';
 import { replicaUrlFor } from '../../shared/config/server-config';
 import { quoteIdent } from './sql';
 import { readReplicaState } from './metadata';
 
-/** Settings that make text values compare and round-trip exactly (same as the agent's walsender session). */
-export const SESSION_OPTIONS =
-  '-c DateStyle=ISO -c IntervalStyle=postgres -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex -c standard_conforming_strings=on -c synchronous_commit=on';
+/** Text values compare and round-trip exactly (same settings as the agent's sessions); commits are durable. */
+const SESSION_OPTIONS = `${TEXT_SESSION_OPTIONS} -c synchronous_commit=on`;
 
 export async function connectReplica(url: string, appName = 'pgferry-server'): Promise<Client> {
   const c = new Client({ connectionString: url, options: SESSION_OPTIONS, application_name: appName });

@@ -1,0 +1,374 @@
+/**
+ * The agent: one session at a time with the backup server (connect, log in, decide between resuming and
+ * a full copy, stream), reconnecting with backoff after any failure; beside it a watcher that sends
+ * heartbeats and sequences, keeps replica identities usable, and gives up the slot when it retains more
+ * WAL than allowed (so the primary's disk never fills).
+ */
+import type { Client } from 'pg';
+import type { AgentConfig } from '../shared/config/agent-config';
+import { describeError, isPgferryError, PgferryError } from '../shared/errors';
+import type { Logger } from '../shared/log';
+import { formatLsn, parseLsn } from '../shared/lsn';
+import type { Change } from '../shared/protocol/messages';
+import { ChangeStream, type StreamEvent } from './change-stream';
+import { runInitialCopy } from './initial-copy';
+import { type AgentConn, connectToServer } from './link';
+import {
+  connectPrimary,
+  dropSlot,
+  ensurePublication,
+  ensureReplicaIdentities,
+  primaryClientConfig,
+  primaryIdentity,
+  readAppVersion,
+  readSequences,
+  slotInfo,
+} from './primary';
+
+const BATCH_ITEMS = 2000;
+const BATCH_BYTES = 512 * 1024;
+
+export interface AgentStatus {
+  source: string;
+  connected: boolean;
+  phase: 'starting' | 'connecting' | 'initial-copy' | 'streaming' | 'waiting';
+  slot: string;
+  slotExists: boolean | null;
+  retainedWalBytes: number | null;
+  maxRetainedWalBytes: number;
+  confirmedLsn: string | null;
+  currentWalLsn: string | null;
+  slotDroppedAt: string | null;
+  lastError: string | null;
+  reconnects: number;
+}
+
+export class Agent {
+  private stopping = false;
+  private stopWake: () => void = () => undefined;
+  private conn: AgentConn | null = null;
+  private stream: ChangeStream | null = null;
+  private monitor: Client | null = null;
+  private watchTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private sequencesTimer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  readonly st: AgentStatus;
+
+  constructor(
+    private readonly cfg: AgentConfig,
+    private readonly log: Logger,
+  ) {
+    this.st = {
+      source: cfg.source.name,
+      connected: false,
+      phase: 'starting',
+      slot: cfg.source.slot,
+      slotExists: null,
+      retainedWalBytes: null,
+      maxRetainedWalBytes: cfg.maxRetainedWalBytes,
+      confirmedLsn: null,
+      currentWalLsn: null,
+      slotDroppedAt: null,
+      lastError: null,
+      reconnects: 0,
+    };
+  }
+
+  start(): void {
+    this.running = this.loop();
+    this.watchTimer = setInterval(() => void this.watch(), this.cfg.walCheckIntervalSeconds * 1000);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.cfg.heartbeat.intervalSeconds * 1000);
+    this.sequencesTimer = setInterval(
+      () => void this.sendSequences(null),
+      this.cfg.sequences.intervalSeconds * 1000,
+    );
+    void this.watch();
+  }
+
+  /** Clean stop: tells the server CLOSE, ends the stream; the slot keeps its position. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of [this.watchTimer, this.heartbeatTimer, this.sequencesTimer]) if (t) clearInterval(t);
+    this.stopWake();
+    const conn = this.conn;
+    if (conn && !conn.isClosed) {
+      await this.sendSequences(null).catch(() => undefined);
+      await conn.send({ tag: 'close', reason: 'agent stopping' }).catch(() => undefined);
+    }
+    await this.stream?.stop();
+    if (conn) await conn.end();
+    await this.running?.catch(() => undefined);
+    await this.monitor?.end().catch(() => undefined);
+    this.monitor = null;
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.stopWake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private async loop(): Promise<void> {
+    let delay = this.cfg.reconnect.minDelayMs;
+    while (!this.stopping) {
+      const started = Date.now();
+      try {
+        await this.session();
+      } catch (e) {
+        this.st.lastError = describeError(e);
+        if (!this.stopping) {
+          this.log.warn('replication session ended; reconnecting', {
+            code: isPgferryError(e) ? e.code : undefined,
+            error: describeError(e),
+            retryInMs: delay,
+          });
+        }
+      } finally {
+        this.st.connected = false;
+        this.conn?.destroy();
+        this.conn = null;
+        await this.stream?.stop();
+        this.stream = null;
+      }
+      if (this.stopping) break;
+      this.st.phase = 'waiting';
+      this.st.reconnects++;
+      if (Date.now() - started > 60_000) delay = this.cfg.reconnect.minDelayMs;
+      await this.sleep(delay);
+      delay = Math.min(delay * 2, this.cfg.reconnect.maxDelayMs);
+    }
+  }
+
+  private async getMonitor(): Promise<Client> {
+    if (!this.monitor) {
+      const c = await connectPrimary(this.cfg.source.url, 'pgferry-agent-monitor');
+      c.on('error', () => {
+        if (this.monitor === c) this.monitor = null;
+      });
+      this.monitor = c;
+    }
+    return this.monitor;
+  }
+
+  private async session(): Promise<void> {
+    this.st.phase = 'connecting';
+    const primary = await connectPrimary(this.cfg.source.url, 'pgferry-agent-setup');
+    let ident: Awaited<ReturnType<typeof primaryIdentity>>;
+    let slot: Awaited<ReturnType<typeof slotInfo>>;
+    let appVersion: string | null;
+    try {
+      ident = await primaryIdentity(primary);
+      await ensureReplicaIdentities(primary, this.log);
+      await ensurePublication(primary, this.cfg.source.publication, this.log);
+      slot = await slotInfo(primary, this.cfg.source.slot);
+      appVersion = await readAppVersion(primary, this.cfg.source, this.log);
+    } finally {
+      await primary.end().catch(() => undefined);
+    }
+    const conn = await connectToServer(this.cfg);
+    this.conn = conn;
+    this.st.connected = true;
+    const slotUsable = slot.exists && slot.walStatus !== 'lost';
+    await conn.send({
+      tag: 'start',
+      systemIdentifier: ident.systemIdentifier,
+      pgMajor: ident.pgMajor,
+      appVersion,
+      slot: { exists: slotUsable, confirmedFlushLsn: slot.confirmedFlushLsn },
+    });
+    const welcome = (await conn.next(30_000)).header;
+    if (welcome.tag === 'error')
+      throw new PgferryError('PROTOCOL_ERROR', `the backup server refused the session: ${welcome.message}`);
+    if (welcome.tag !== 'welcome')
+      throw new PgferryError('PROTOCOL_ERROR', `expected welcome, got ${welcome.tag}`);
+    const replica = welcome.replica;
+
+    let reason: string | null = null;
+    if (!replica) reason = 'the backup server has no replica of this source yet';
+    else if (replica.systemIdentifier !== ident.systemIdentifier)
+      reason = `a new primary (system identifier ${ident.systemIdentifier}, the replica has ${replica.systemIdentifier})`;
+    else if (!slotUsable)
+      reason = slot.exists ? 'the slot lost required WAL' : 'the replication slot is missing';
+    else if (slot.confirmedFlushLsn && parseLsn(slot.confirmedFlushLsn) > parseLsn(replica.appliedLsn) + 1n) {
+      reason = `the replica (applied ${replica.appliedLsn}) is behind the slot (confirmed ${slot.confirmedFlushLsn}): it lost data`;
+    }
+
+    // frames from the server: acks (confirm the slot), sequence requests, errors
+    let ackWaiter: ((lsn: string) => void) | null = null;
+    let durable = replica?.appliedLsn ?? '0/0';
+    conn.onFrames(async (f) => {
+      const m = f.header;
+      if (m.tag === 'ack') {
+        durable = m.lsn;
+        this.st.confirmedLsn = m.lsn;
+        await this.stream?.confirm(m.lsn);
+        ackWaiter?.(m.lsn);
+      } else if (m.tag === 'requestSequences') {
+        await this.sendSequences(m.requestId);
+      } else if (m.tag === 'error') {
+        this.log.error('the backup server reported an error', { code: m.code, error: m.message });
+      }
+    });
+    const closed = conn.closed.then((e) => {
+      throw new PgferryError(
+        'CONNECTION_LOST',
+        `the backup server closed the link${e ? `: ${e.message}` : ''}`,
+      );
+    });
+    closed.catch(() => undefined);
+
+    if (reason) {
+      this.st.phase = 'initial-copy';
+      this.log.warn('making a full initial copy', { reason });
+      const acked = new Promise<string>((resolve) => {
+        ackWaiter = resolve;
+      });
+      const r = await Promise.race([
+        runInitialCopy(
+          conn,
+          {
+            url: this.cfg.source.url,
+            slot: this.cfg.source.slot,
+            publication: this.cfg.source.publication,
+            systemIdentifier: ident.systemIdentifier,
+            pgMajor: ident.pgMajor,
+            pgBinDir: this.cfg.initialSync.pgBinDir,
+            chunkBytes: this.cfg.initialSync.copyChunkBytes,
+          },
+          this.log,
+        ),
+        closed,
+      ]);
+      durable = await Promise.race([acked, closed]);
+      ackWaiter = null;
+      this.log.info('initial copy applied by the backup server', {
+        consistentLsn: r.consistentLsn,
+        tables: r.tables,
+        megabytes: Math.round(r.bytes / 1e5) / 10,
+        seconds: r.seconds,
+      });
+      this.st.slotDroppedAt = null;
+    }
+    await this.streamChanges(conn, durable, closed);
+  }
+
+  private async streamChanges(conn: AgentConn, from: string, closed: Promise<never>): Promise<void> {
+    this.st.phase = 'streaming';
+    const stream = new ChangeStream(
+      primaryClientConfig(this.cfg.source.url, 'pgferry-agent-stream'),
+      this.cfg.source.slot,
+      this.cfg.source.publication,
+    );
+    this.stream = stream;
+    let batch: Change[] = [];
+    let batchBytes = 0;
+    let inTxn = false;
+    let lastForwarded = parseLsn(from);
+    let lastAdvance = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const items = batch;
+      batch = [];
+      batchBytes = 0;
+      await conn.send({ tag: 'changes', items });
+    };
+    this.log.info('streaming changes', { from });
+    const run = stream.run(from, {
+      onEvent: async (ev: StreamEvent, more: boolean) => {
+        if (ev.kind === 'relation') {
+          await flush();
+          await conn.send({ tag: 'relation', relation: ev.relation });
+          return;
+        }
+        const c = ev.change;
+        batch.push(c);
+        if (c.k === 'I' || c.k === 'U') for (const v of c.v) batchBytes += v === null ? 4 : v.length + 4;
+        else batchBytes += 32;
+        if (c.k === 'B') inTxn = true;
+        if (c.k === 'C') {
+          inTxn = false;
+          lastForwarded = parseLsn(c.endLsn);
+          if (!more) return flush();
+        }
+        if (batch.length >= BATCH_ITEMS || batchBytes >= BATCH_BYTES) await flush();
+      },
+      onKeepalive: (lsn: string, idle: boolean) => {
+        // nothing queued, nothing open, everything forwarded acknowledged: the source is idle up to lsn
+        const confirmed = this.st.confirmedLsn ? parseLsn(this.st.confirmedLsn) : parseLsn(from);
+        if (!idle || inTxn || batch.length || lastForwarded > confirmed) return;
+        const at = parseLsn(lsn);
+        if (at <= confirmed || Date.now() - lastAdvance < 1000) return;
+        lastAdvance = Date.now();
+        void conn.send({ tag: 'advance', lsn: formatLsn(at) }).catch(() => undefined);
+      },
+    });
+    await Promise.race([run, closed]);
+    throw new PgferryError('PRIMARY_UNAVAILABLE', 'the replication stream ended');
+  }
+
+  /** Sends the primary's sequence values (periodically, on request, and before a clean stop). */
+  private async sendSequences(requestId: string | null): Promise<void> {
+    const conn = this.conn;
+    if (!conn || conn.isClosed || this.st.phase !== 'streaming') return;
+    try {
+      const sequences = await readSequences(await this.getMonitor());
+      await conn.send({ tag: 'sequences', requestId, sequences });
+    } catch (e) {
+      this.log.warn('could not send sequence values', { error: describeError(e) });
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const conn = this.conn;
+    if (!conn || conn.isClosed) return;
+    await conn
+      .send({
+        tag: 'heartbeat',
+        sentAt: new Date().toISOString(),
+        walLsn: this.st.currentWalLsn,
+        retainedWalBytes: this.st.retainedWalBytes,
+      })
+      .catch(() => undefined);
+  }
+
+  /** Retained WAL, replica identities of new tables; drops the slot past maxRetainedWalBytes. */
+  private async watch(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const c = await this.getMonitor();
+      const s = await slotInfo(c, this.cfg.source.slot);
+      this.st.slotExists = s.exists;
+      this.st.retainedWalBytes = s.retainedWalBytes;
+      this.st.currentWalLsn = s.currentWalLsn;
+      if (this.st.phase === 'streaming') await ensureReplicaIdentities(c, this.log);
+      if (
+        s.exists &&
+        s.retainedWalBytes !== null &&
+        s.retainedWalBytes > this.cfg.maxRetainedWalBytes &&
+        this.st.phase !== 'initial-copy'
+      ) {
+        this.log.error(
+          'DROPPING THE REPLICATION SLOT: it retains more WAL than allowed; a full resync follows when the backup server is reachable',
+          {
+            slot: this.cfg.source.slot,
+            retainedWalBytes: s.retainedWalBytes,
+            maxRetainedWalBytes: this.cfg.maxRetainedWalBytes,
+          },
+        );
+        await this.stream?.stop();
+        await dropSlot(c, this.cfg.source.slot);
+        this.st.slotExists = false;
+        this.st.slotDroppedAt = new Date().toISOString();
+      }
+    } catch (e) {
+      this.log.warn('could not check the primary', { error: describeError(e) });
+      await this.monitor?.end().catch(() => undefined);
+      this.monitor = null;
+    }
+  }
+}
