@@ -30,7 +30,10 @@ function toEntry(x: unknown): CatalogEntry | null {
   return { id, source, finishedAt, lsn, totalBytes, appVersion: appVersion ?? null, pgMajor };
 }
 
-/** Entries from a catalog document: an array, or an object whose values are entries or arrays of entries. */
+/**
+ * Entries from a catalog document: the server's `{ formatVersion, snapshots: [...] }`, a bare array, or an
+ * object whose values are entries or arrays of entries. Null when nothing in it looks like a catalog.
+ */
 export function parseCatalog(text: string): CatalogEntry[] | null {
   let doc: unknown;
   try {
@@ -43,10 +46,13 @@ export function parseCatalog(text: string): CatalogEntry[] | null {
   else if (typeof doc === 'object' && doc !== null) {
     const single = toEntry(doc);
     if (single) return [single];
-    for (const v of Object.values(doc)) {
-      if (Array.isArray(v)) items.push(...v);
-      else items.push(v);
-    }
+    const { snapshots } = doc as { snapshots?: unknown };
+    if (Array.isArray(snapshots)) items.push(...snapshots);
+    else
+      for (const v of Object.values(doc)) {
+        if (Array.isArray(v)) items.push(...v);
+        else items.push(v);
+      }
   } else return null;
   const entries = items.map(toEntry).filter((e): e is CatalogEntry => e !== null);
   return entries.length > 0 || items.length === 0 ? entries : null;

@@ -30,7 +30,10 @@ export interface TableLoaded {
 export interface LoadOptions {
   clients: Client[];
   tables: TableFile[];
-  /** files at least this large (compressed) are spread over every connection; default 16 MiB */
+  /**
+   * files at least this large (compressed) are spread over every connection; default: those holding more
+   * than half a connection's share of the data (at least 1 MiB), i.e. the tables that would finish last
+   */
   splitMinBytes?: number;
   onTable?: (t: TableLoaded) => void;
 }
@@ -120,7 +123,8 @@ async function copySpread(clients: Client[], t: TableFile): Promise<number> {
 /** Loads every table; resolves with the rows each COPY reported, in the order tables finished. */
 export async function loadTables(opts: LoadOptions): Promise<TableLoaded[]> {
   const { clients } = opts;
-  const splitMin = opts.splitMinBytes ?? 16 * 1024 * 1024;
+  const total = opts.tables.reduce((n, t) => n + t.bytes, 0);
+  const splitMin = opts.splitMinBytes ?? Math.max(1024 * 1024, total / (2 * clients.length));
   const ordered = [...opts.tables].sort((a, b) => b.bytes - a.bytes);
   const big = clients.length > 1 ? ordered.filter((t) => t.bytes >= splitMin) : [];
   const small = ordered.filter((t) => !big.includes(t));
