@@ -254,8 +254,7 @@ export class SourceReplicator {
         return;
       }
       case 'relation':
-        this.need(this.applier, 'relation').setRelation(m.relation);
-        return;
+        return this.need(this.applier, 'relation').setRelation(m.relation);
       case 'changes': {
         const a = this.need(this.applier, 'changes');
         await a.apply(m.items);

@@ -9,7 +9,7 @@
 import type { ClientBase } from 'pg';
 import { PgferryError } from '../../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../../shared/lsn';
-import type { Change, RelationInfo, SequenceValue } from '../../shared/protocol/messages';
+import type { Change, RelationInfo, SequenceValue, Value } from '../../shared/protocol/messages';
 import { qualifiedName, quoteLiteral, RelationSql } from './sql';
 
 export interface ApplierOptions {
@@ -43,6 +43,11 @@ export class Applier {
   private skipTxn = false;
   private insertRel: RelationSql | null = null;
   private insertTuples: string[] = [];
+  private fullDeleteRel: RelationSql | null = null;
+  private fullDeleteRows: Value[][] = [];
+  private fullUpdateRel: RelationSql | null = null;
+  private fullUpdates: { old: Value[]; v: Value[] }[] = [];
+  private fullUpdateNewKeys = new Set<string>();
   readonly stats: ApplierStats = {
     transactionsApplied: 0,
     rowsApplied: 0,
@@ -67,8 +72,12 @@ export class Applier {
     return this.inTxn;
   }
 
-  setRelation(info: RelationInfo): void {
-    this.relations.set(info.relid, new RelationSql(info));
+  async setRelation(info: RelationInfo): Promise<void> {
+    const r = await this.client.query<{ attname: string }>(
+      `SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attidentity = 'a'`,
+      [qualifiedName(info.schema, info.name)],
+    );
+    this.relations.set(info.relid, new RelationSql(info, new Set(r.rows.map((x) => x.attname))));
   }
 
   private rel(relid: number): RelationSql {
@@ -91,7 +100,32 @@ export class Applier {
     if (!this.touched.has(key)) this.touched.set(key, [r.info.schema, r.info.name]);
   }
 
+  private endFullUpdateRun(): void {
+    const r = this.fullUpdateRel;
+    if (r && this.fullUpdates.length) {
+      const u = this.fullUpdates;
+      this.push(u.length === 1 ? r.update(u[0].v, undefined, u[0].old) : r.updateFullRows(u));
+    }
+    this.fullUpdateRel = null;
+    this.fullUpdates = [];
+    this.fullUpdateNewKeys.clear();
+  }
+
+  private endFullDeleteRun(): void {
+    this.endFullUpdateRun();
+    if (this.fullDeleteRel && this.fullDeleteRows.length) {
+      this.push(
+        this.fullDeleteRows.length === 1
+          ? this.fullDeleteRel.delete(this.fullDeleteRows[0])
+          : this.fullDeleteRel.deleteFullRows(this.fullDeleteRows),
+      );
+    }
+    this.fullDeleteRel = null;
+    this.fullDeleteRows = [];
+  }
+
   private endInsertRun(): void {
+    this.endFullDeleteRun();
     if (this.insertRel && this.insertTuples.length) {
       this.push(this.insertRel.insertPrefix + this.insertTuples.join(', '));
     }
@@ -130,19 +164,43 @@ export class Applier {
         }
         case 'U': {
           if (this.skipTxn) break;
-          this.endInsertRun();
           const r = this.rel(c.r);
-          const stmt = r.update(c.v, c.toast, c.old);
-          if (stmt) this.push(stmt);
+          if (r.full && c.old) {
+            if (this.insertRel || this.fullDeleteRel) this.endInsertRun();
+            const oldKey = JSON.stringify(c.old);
+            if (
+              this.fullUpdateRel !== r ||
+              this.fullUpdates.length >= 5000 ||
+              this.fullUpdateNewKeys.has(oldKey)
+            ) {
+              this.endFullUpdateRun();
+            }
+            this.fullUpdateRel = r;
+            this.fullUpdates.push({ old: c.old, v: c.v });
+            this.fullUpdateNewKeys.add(JSON.stringify(c.v));
+            this.sqlBytes += 128;
+          } else {
+            this.endInsertRun();
+            const stmt = r.update(c.v, c.toast, c.old);
+            if (stmt) this.push(stmt);
+          }
           this.touch(r);
           this.stats.rowsApplied++;
           break;
         }
         case 'D': {
           if (this.skipTxn) break;
-          this.endInsertRun();
+          if (this.insertRel) this.endInsertRun();
           const r = this.rel(c.r);
-          this.push(r.delete(c.old));
+          if (r.full) {
+            if (this.fullUpdateRel) this.endFullUpdateRun();
+            if (this.fullDeleteRel !== r || this.fullDeleteRows.length >= 5000) this.endFullDeleteRun();
+            this.fullDeleteRel = r;
+            this.fullDeleteRows.push(c.old);
+            this.sqlBytes += 64;
+          } else {
+            this.push(r.delete(c.old));
+          }
           this.touch(r);
           this.stats.rowsApplied++;
           break;
@@ -263,6 +321,11 @@ export class Applier {
     this.sqlBytes = 0;
     this.insertRel = null;
     this.insertTuples = [];
+    this.fullDeleteRel = null;
+    this.fullDeleteRows = [];
+    this.fullUpdateRel = null;
+    this.fullUpdates = [];
+    this.fullUpdateNewKeys.clear();
     this.touched.clear();
     const wasOpen = this.groupOpen;
     this.groupOpen = false;

@@ -26,10 +26,17 @@ export class RelationSql {
   readonly full: boolean;
   private readonly cols: string[];
 
-  constructor(readonly info: RelationInfo) {
+  /** columns that can't be SET (identity GENERATED ALWAYS on the replica): skipped in updates */
+  private readonly fixed: Set<number>;
+
+  constructor(
+    readonly info: RelationInfo,
+    generatedAlways: ReadonlySet<string> = new Set(),
+  ) {
     this.table = qualifiedName(info.schema, info.name);
     this.cols = info.columns.map((c) => quoteIdent(c.name));
-    this.insertPrefix = `INSERT INTO ${this.table} (${this.cols.join(', ')}) VALUES `;
+    this.insertPrefix = `INSERT INTO ${this.table} (${this.cols.join(', ')}) OVERRIDING SYSTEM VALUE VALUES `;
+    this.fixed = new Set(info.columns.flatMap((c, i) => (generatedAlways.has(c.name) ? [i] : [])));
     this.full = info.replicaIdentity === 'full';
     this.keyIndexes = info.columns.flatMap((c, i) => (c.key ? [i] : []));
   }
@@ -66,11 +73,41 @@ export class RelationSql {
     const skip = toast && toast.length ? new Set(toast) : null;
     const sets: string[] = [];
     for (let i = 0; i < v.length; i++) {
-      if (skip?.has(i)) continue;
+      if (skip?.has(i) || this.fixed.has(i)) continue;
       sets.push(`${this.cols[i]} = ${quoteLiteral(v[i])}`);
     }
     if (sets.length === 0) return '';
     return `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${this.locate(old, v)}`;
+  }
+
+  /** The row as a value of the table's composite type, for whole-row matching (identity full). */
+  rowValue(v: Value[]): string {
+    return `ROW(${v.map(quoteLiteral).join(', ')})::${this.table}`;
+  }
+
+  /**
+   * Deletes many rows of an identity-full table in one scan: each listed old row removes exactly one
+   * matching physical row (duplicates stay counted), matched by the row's text form.
+   */
+  deleteFullRows(rows: Value[][]): string {
+    const vals = rows.map((r) => `((${this.rowValue(r)})::text)`).join(', ');
+    return `DELETE FROM ${this.table} WHERE ctid IN (
+      SELECT x.ctid FROM (SELECT t.ctid, t::text AS k, row_number() OVER (PARTITION BY t::text) AS rn FROM ${this.table} t) x
+        JOIN (SELECT k, count(*) AS n FROM (VALUES ${vals}) v(k) GROUP BY k) d ON d.k = x.k
+       WHERE x.rn <= d.n)`;
+  }
+
+  /**
+   * Updates many rows of an identity-full table in one scan: the n-th listed copy of an old row updates
+   * the n-th physical row with that content. The caller never batches an update whose old row is the new
+   * row of an earlier one in the same batch.
+   */
+  updateFullRows(rows: { old: Value[]; v: Value[] }[]): string {
+    const vals = rows.map((r) => `((${this.rowValue(r.old)})::text, ${this.rowValue(r.v)})`).join(', ');
+    const sets = this.cols.flatMap((c, i) => (this.fixed.has(i) ? [] : [`${c} = (d.nv).${c}`]));
+    return `WITH d AS (SELECT v.k, v.nv, row_number() OVER (PARTITION BY v.k) AS rn FROM (VALUES ${vals}) v(k, nv)),
+      x AS (SELECT t.ctid AS id, t::text AS k, row_number() OVER (PARTITION BY t::text) AS rn FROM ${this.table} t)
+      UPDATE ${this.table} SET ${sets.join(', ')} FROM x JOIN d ON d.k = x.k AND d.rn = x.rn WHERE ${this.table}.ctid = x.id`;
   }
 
   delete(old: Value[]): string {
