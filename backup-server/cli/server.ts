@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { loadServerConfig } from '../../shared/config/server-config';
 import { createLogger } from '../../shared/log';
 import { runUntilSignal } from '../../shared/cli/signals';
-import { BackupServer } from '../server';
+import { assembleServer } from '../assemble';
 
 export function registerServer(program: Command): void {
   program
@@ -14,7 +14,7 @@ export function registerServer(program: Command): void {
     .action(async (opts: { config: string }) => {
       const config = loadServerConfig(opts.config);
       const log = createLogger({ ...config.log, defaultMeta: { role: 'server' } });
-      const server = new BackupServer(config, log);
+      const { server } = assembleServer(config, log);
       await runUntilSignal(
         log,
         () => server.start(),
