@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { isIP } from 'node:net';
 import { Writable } from 'node:stream';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { Client, FTPError } from 'basic-ftp';
@@ -55,7 +56,10 @@ export class FtpSource implements SnapshotSource {
 
   private secureOptions(): ConnectionOptions {
     const t = this.opts.tls;
-    const o: ConnectionOptions = { servername: this.opts.host };
+    // the name checked against the certificate (SNI only for names: RFC 6066 forbids IP addresses there)
+    const o: ConnectionOptions = isIP(this.opts.host)
+      ? { host: this.opts.host }
+      : { servername: this.opts.host };
     if (t.fingerprint || t.insecure) o.rejectUnauthorized = false;
     if (t.caFile) o.ca = fs.readFileSync(t.caFile);
     return o;
