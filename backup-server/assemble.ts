@@ -8,6 +8,7 @@ import type { Logger } from '../shared/log';
 import { SnapshotFtpServer } from './ftp';
 import { BackupServer } from './server';
 import { SnapshotService } from './snapshot/snapshot-service';
+import { type StatusEndpoint, serveStatus } from '../shared/status-http';
 
 export interface AssembledServer {
   server: BackupServer;
@@ -22,7 +23,11 @@ export function assembleServer(config: ServerConfig, log: Logger): AssembledServ
     logger: log.child({ part: 'snapshots' }),
     refreshSequences: async (source) => {
       const ok = await server.replicators.get(source)?.refreshSequences();
-      if (!ok) throw new PgferryError('CONNECTION_LOST', `the agent of ${source} did not answer; using the latest known sequence values`);
+      if (!ok)
+        throw new PgferryError(
+          'CONNECTION_LOST',
+          `the agent of ${source} did not answer; using the latest known sequence values`,
+        );
     },
   });
   server.addPart(snapshots);
@@ -31,6 +36,20 @@ export function assembleServer(config: ServerConfig, log: Logger): AssembledServ
     const f = SnapshotFtpServer.fromConfig(config, log.child({ part: 'ftp' }));
     ftp = f;
     server.addPart({ name: 'ftp', start: () => f.start(), stop: () => f.stop() });
+  }
+  if (config.http.enabled) {
+    let endpoint: StatusEndpoint | null = null;
+    server.addPart({
+      name: 'http',
+      start: async () => {
+        endpoint = await serveStatus(config.http.host, config.http.port, async () => ({
+          sources: server.sourceStatus(),
+          ftpDefaultPassword: config.ftp.enabled && config.ftpDefaultPassword,
+          snapshots: await snapshots.list().catch(() => []),
+        }));
+      },
+      stop: async () => endpoint?.close(),
+    });
   }
   return { server, snapshots, ftp };
 }

@@ -4,6 +4,7 @@ import { loadAgentConfig } from '../../shared/config/agent-config';
 import { createLogger } from '../../shared/log';
 import { runUntilSignal } from '../../shared/cli/signals';
 import { Agent } from '../agent';
+import { type StatusEndpoint, serveStatus } from '../../shared/status-http';
 
 export function registerAgent(program: Command): void {
   program
@@ -17,10 +18,18 @@ export function registerAgent(program: Command): void {
       const config = loadAgentConfig(opts.config);
       const log = createLogger({ ...config.log, defaultMeta: { role: 'agent', source: config.source.name } });
       const agent = new Agent(config, log);
+      let endpoint: StatusEndpoint | null = null;
       await runUntilSignal(
         log,
-        async () => agent.start(),
-        () => agent.stop(),
+        async () => {
+          if (config.http.enabled)
+            endpoint = await serveStatus(config.http.host, config.http.port, () => agent.st);
+          agent.start();
+        },
+        async () => {
+          await agent.stop();
+          await endpoint?.close();
+        },
       );
     });
 }

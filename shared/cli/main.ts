@@ -9,6 +9,7 @@ import { agentCommands } from '../../agent/cli/commands';
 import { serverCommands } from '../../backup-server/cli/commands';
 import { describeError, exitCodeOf, isPgferryError } from '../errors';
 import { PGFERRY_VERSION } from '../version';
+import { registerStatus } from './status';
 
 export function buildProgram(): Command {
   const program = new Command('pgferry')
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
     .version(PGFERRY_VERSION)
     .showHelpAfterError()
     .exitOverride();
-  for (const register of [...serverCommands, ...agentCommands]) register(program);
+  for (const register of [...serverCommands, ...agentCommands, registerStatus]) register(program);
   return program;
 }
 
