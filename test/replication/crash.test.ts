@@ -7,7 +7,15 @@ import { Cluster } from '../harness/cluster';
 import { createDatabase, dropDatabase, sharedClusters, uniqueName, waitFor } from '../harness/db';
 import { replicaAppliedLsn, tablesDiffer, waitUntilEqual } from '../support/compare';
 import { pgbenchInit, pgbenchRun } from '../support/pgbench';
-import { agentConfigFor, type Proc, serverConfigFor, spawnCli, tempDir, waitForOutput, writeYaml } from '../support/pgferry';
+import {
+  agentConfigFor,
+  type Proc,
+  serverConfigFor,
+  spawnCli,
+  tempDir,
+  waitForOutput,
+  writeYaml,
+} from '../support/pgferry';
 
 const { primary } = sharedClusters();
 const dbName = uniqueName('src_crash');
@@ -37,7 +45,11 @@ beforeAll(async () => {
   const serverCfg = await serverConfigFor(backup, [source], dir, { log: { level: 'info', format: 'json' } });
   serverYaml = writeYaml(dir, 'server.yaml', serverCfg);
   const port = (serverCfg.listen as { port: number }).port;
-  agentYaml = writeYaml(dir, 'agent.yaml', agentConfigFor(primary, source, port, { log: { level: 'info', format: 'json' } }));
+  agentYaml = writeYaml(
+    dir,
+    'agent.yaml',
+    agentConfigFor(primary, source, port, { log: { level: 'info', format: 'json' } }),
+  );
 });
 
 afterAll(async () => {
@@ -55,7 +67,11 @@ it('loses nothing and doubles nothing through kill -9 of agent and server and an
   const load = pgbenchRun(primary, dbName, { clients: 4, seconds: 24 });
   const advanced = async () => {
     const before = await replicaAppliedLsn(replicaUrl);
-    await waitFor('the replica to apply more', async () => (await replicaAppliedLsn(replicaUrl)) !== before, 20_000);
+    await waitFor(
+      'the replica to apply more',
+      async () => (await replicaAppliedLsn(replicaUrl)) !== before,
+      20_000,
+    );
   };
 
   await advanced();

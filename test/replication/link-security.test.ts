@@ -16,7 +16,14 @@ import type { LogEntry } from '../../shared/log';
 import { encodeFrame } from '../../shared/protocol/frame';
 import { createDatabase, dropDatabase, query, sharedClusters, uniqueName, waitFor } from '../harness/db';
 import { waitUntilEqual } from '../support/compare';
-import { agentConfigFor, memoryLogger, serverConfigFor, startAgentInProcess, startServerInProcess, tempDir } from '../support/pgferry';
+import {
+  agentConfigFor,
+  memoryLogger,
+  serverConfigFor,
+  startAgentInProcess,
+  startServerInProcess,
+  tempDir,
+} from '../support/pgferry';
 
 const { primary, backup } = sharedClusters();
 const sources = [
@@ -34,16 +41,29 @@ function tlsCfg(fingerprint: string) {
 beforeAll(async () => {
   for (const s of sources) {
     const url = await createDatabase(primary, s.database);
-    await query(url, `CREATE TABLE items (id int PRIMARY KEY, who text); INSERT INTO items SELECT g, '${s.name}' FROM generate_series(1, 1000) g`);
+    await query(
+      url,
+      `CREATE TABLE items (id int PRIMARY KEY, who text); INSERT INTO items SELECT g, '${s.name}' FROM generate_series(1, 1000) g`,
+    );
   }
   const dir = tempDir('link');
   const mem = memoryLogger({ role: 'server' });
   serverLog = mem.entries;
-  server = await startServerInProcess(await serverConfigFor(backup, sources, dir, { tls: 'auto', auth: { maxFailures: 50 } }), mem.log);
+  server = await startServerInProcess(
+    await serverConfigFor(backup, sources, dir, { tls: 'auto', auth: { maxFailures: 50 } }),
+    mem.log,
+  );
   const fp = server.tls?.fingerprint ?? '';
   expect(fp).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
   for (const s of sources) {
-    agents.push(startAgentInProcess(agentConfigFor(primary, s, server.port, { server: { host: '127.0.0.1', port: server.port, password: s.password, tls: tlsCfg(fp) } }), memoryLogger({ role: 'agent' }).log));
+    agents.push(
+      startAgentInProcess(
+        agentConfigFor(primary, s, server.port, {
+          server: { host: '127.0.0.1', port: server.port, password: s.password, tls: tlsCfg(fp) },
+        }),
+        memoryLogger({ role: 'agent' }).log,
+      ),
+    );
   }
   await waitFor('both agents streaming', () => agents.every((a) => a.st.phase === 'streaming'), 60_000);
 });
@@ -63,7 +83,12 @@ function badAgent(over: { name?: string; password?: string; fingerprint?: string
     parseConfig(
       agentConfigSchema,
       agentConfigFor(primary, { ...s, name: over.name ?? s.name }, server.port, {
-        server: { host: '127.0.0.1', port: server.port, password: over.password ?? s.password, tls: tlsCfg(over.fingerprint ?? server.tls?.fingerprint ?? '') },
+        server: {
+          host: '127.0.0.1',
+          port: server.port,
+          password: over.password ?? s.password,
+          tls: tlsCfg(over.fingerprint ?? server.tls?.fingerprint ?? ''),
+        },
       }),
     ),
   );
@@ -81,12 +106,19 @@ async function refusedWith(over: Parameters<typeof badAgent>[0]): Promise<string
 
 function rawTls(): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port: server.port, rejectUnauthorized: false }, () => resolve(s));
+    const s = tls.connect({ host: '127.0.0.1', port: server.port, rejectUnauthorized: false }, () =>
+      resolve(s),
+    );
     s.on('error', reject);
   });
 }
 
-const logged = (re: RegExp) => serverLog.some((e) => e.message === 'refused an agent connection' || e.message === 'refused a connection: bad frame' ? re.test(JSON.stringify(e)) : false);
+const logged = (re: RegExp) =>
+  serverLog.some((e) =>
+    e.message === 'refused an agent connection' || e.message === 'refused a connection: bad frame'
+      ? re.test(JSON.stringify(e))
+      : false,
+  );
 
 it('refuses bad logins and bad peers with a clear log line while the good agents keep replicating', async () => {
   expect(await refusedWith({ password: 'wrong' })).toBe('AUTH_FAILED');
@@ -108,7 +140,16 @@ it('refuses bad logins and bad peers with a clear log line while the good agents
   oversized.destroy();
 
   const old = await rawTls();
-  old.write(encodeFrame({ tag: 'hello', protocol: 'pgferry', versions: [99], source: 'alpha', pgferryVersion: '9.0.0', clientNonce: 'x' }));
+  old.write(
+    encodeFrame({
+      tag: 'hello',
+      protocol: 'pgferry',
+      versions: [99],
+      source: 'alpha',
+      pgferryVersion: '9.0.0',
+      clientNonce: 'x',
+    }),
+  );
   await waitFor('a log line naming both protocol versions', () => logged(/PROTOCOL_VERSION.*99.*speaks 1/));
   old.destroy();
 
@@ -117,10 +158,21 @@ it('refuses bad logins and bad peers with a clear log line while the good agents
   await new Promise((r) => plain.on('close', r));
 
   // the good agents were never disturbed, and each source went to its own database
-  for (const s of sources) await query(primary.url(s.database), `INSERT INTO items SELECT g, '${s.name}' FROM generate_series(1001, 1500) g`);
-  for (const s of sources) await waitUntilEqual(primary.url(s.database), backup.url(`pgferry_${s.name}`), 20_000);
-  const [a] = await query<{ n: string }>(backup.url('pgferry_alpha'), `SELECT count(*)::text AS n FROM items WHERE who = 'beta'`);
+  for (const s of sources)
+    await query(
+      primary.url(s.database),
+      `INSERT INTO items SELECT g, '${s.name}' FROM generate_series(1001, 1500) g`,
+    );
+  for (const s of sources)
+    await waitUntilEqual(primary.url(s.database), backup.url(`pgferry_${s.name}`), 20_000);
+  const [a] = await query<{ n: string }>(
+    backup.url('pgferry_alpha'),
+    `SELECT count(*)::text AS n FROM items WHERE who = 'beta'`,
+  );
   expect(a.n).toBe('0');
-  const dbs = await query<{ datname: string }>(backup.url(), `SELECT datname FROM pg_database WHERE datname LIKE 'pgferry_ghost%'`);
+  const dbs = await query<{ datname: string }>(
+    backup.url(),
+    `SELECT datname FROM pg_database WHERE datname LIKE 'pgferry_ghost%'`,
+  );
   expect(dbs).toEqual([]);
 });
