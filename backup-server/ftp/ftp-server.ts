@@ -16,15 +16,16 @@ import { FtpSrv } from 'ftp-srv';
 import { PgferryError } from '../../shared/errors';
 import type { Logger } from '../../shared/log';
 import { bunyanToWinston } from './bunyan-adapter';
+import { guardCommands } from './command-guard';
 import { FtpAuthenticator, FtpLoginRefused, TLS_REQUIRED } from './ftp-login';
 import { type SnapshotFtpOptions, ftpOptionsFromConfig, loadTls, parsePortRange } from './ftp-options';
 import {
-  directiveOf,
   type FtpConnectionInternals,
   isFtpConnection,
   isLoopback,
   netServerOf,
   plainAddress,
+  replaceDisconnectClient,
   setPassiveUrl,
 } from './ftp-srv-internals';
 import { ReadOnlyFs } from './read-only-fs';
@@ -134,6 +135,9 @@ export class SnapshotFtpServer {
         }),
     );
     setPassiveUrl(ftp, (clientIp) => this.passiveAddressFor(clientIp));
+    replaceDisconnectClient(ftp, (e) =>
+      logger.debug('FTP session close failed', { component: 'ftp', error: String(e) }),
+    );
     this.wire(ftp);
     try {
       await ftp.listen();
@@ -199,7 +203,10 @@ export class SnapshotFtpServer {
       if (!isFtpConnection(connection)) return;
       this.sessions.set(connection.id, { connection });
       connection.commandSocket?.setKeepAlive(true, KEEPALIVE_MS);
-      if (opts.tls?.required) this.requireTlsBeforeLogin(connection);
+      guardCommands(connection, {
+        tlsConfigured: Boolean(opts.tls),
+        tlsRequired: Boolean(opts.tls?.required),
+      });
     });
     events.on('disconnect', (payload: { id?: unknown }) => {
       const session = typeof payload?.id === 'string' ? this.sessions.get(payload.id) : undefined;
@@ -249,19 +256,6 @@ export class SnapshotFtpServer {
       logger.info('FTP login', { component: 'ftp', address, user: username, tls: connection.secure });
       resolve({ fs });
     });
-  }
-
-  /** With TLS required, USER and PASS on a plain control channel get 530, so no password is sent in clear. */
-  private requireTlsBeforeLogin(connection: FtpConnectionInternals): void {
-    const commands = connection.commands;
-    const handle = commands.handle.bind(commands);
-    commands.handle = (command: unknown) => {
-      const directive = directiveOf(command);
-      if ((directive === 'USER' || directive === 'PASS') && !connection.secure) {
-        return connection.reply(530, TLS_REQUIRED);
-      }
-      return handle(command);
-    };
   }
 
   /**

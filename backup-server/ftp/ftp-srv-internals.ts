@@ -72,3 +72,27 @@ export function plainAddress(address: string | undefined): string {
 export function isLoopback(address: string): boolean {
   return address === '::1' || address.startsWith('127.');
 }
+
+/**
+ * ftp-srv 4.6.3's `disconnectClient` arms a timer it never clears (1 s for every closed session), which keeps
+ * the process alive after stop(). This is the same logic without that timer.
+ */
+export function replaceDisconnectClient(ftp: EventEmitter, onError: (error: unknown) => void): void {
+  const connections: unknown = Reflect.get(ftp, 'connections');
+  if (!isRecord(connections) || typeof Reflect.get(ftp, 'disconnectClient') !== 'function') {
+    throw new Error('ftp-srv internals changed: no connections map or disconnectClient on the server');
+  }
+  Reflect.set(ftp, 'disconnectClient', (id: string) => {
+    const client = connections[id];
+    if (!client) return Promise.resolve();
+    delete connections[id];
+    if (isRecord(client) && typeof client.close === 'function') {
+      try {
+        Promise.resolve(Reflect.apply(client.close, client, [0])).catch(onError);
+      } catch (e) {
+        onError(e);
+      }
+    }
+    return Promise.resolve('Disconnected');
+  });
+}

@@ -88,13 +88,13 @@ const visibleMonitoring = () => ['catalog.json', newer.id, older.id].sort();
 
 test('curl lists the root and a source folder and downloads a snapshot file whose SHA-256 matches the manifest', async () => {
   const rootList = await curl(port, '/');
-  expect(rootList.code).toBe(0);
+  expect(rootList).toMatchObject({ code: 0, stderr: '' });
   expect(listedNames(rootList.stdout)).toEqual(['callcenter', 'catalog.json', 'monitoring']);
   const sourceList = await curl(port, '/monitoring/');
   expect(listedNames(sourceList.stdout)).toEqual(visibleMonitoring());
   const out = path.join(work, 'curl-big.copy');
   const dl = await curl(port, `/monitoring/${older.id}/${BIG}`, ['-o', out]);
-  expect(dl.code).toBe(0);
+  expect(dl).toMatchObject({ code: 0, stderr: '' });
   expect(await sha256File(out)).toBe(bigSha(older));
 });
 
@@ -256,6 +256,6 @@ test('an interrupted download resumed with REST gives a byte-identical file (bas
   const original = fs.readFileSync(path.join(older.dir, BIG));
   fs.writeFileSync(cut, original.subarray(0, 1_234_567));
   const resumed = await curl(port, remote, ['-C', '-', '-o', cut]);
-  expect(resumed.code).toBe(0);
+  expect(resumed).toMatchObject({ code: 0, stderr: '' });
   expect(sha256(fs.readFileSync(cut))).toBe(bigSha(older));
 });
