@@ -11,6 +11,7 @@ import type { Logger } from '../shared/log';
 import { formatLsn, parseLsn } from '../shared/lsn';
 import type { Change } from '../shared/protocol/messages';
 import { ChangeStream, type StreamEvent } from './change-stream';
+import { type DdlMode, installDdlCapture } from './ddl-capture';
 import { runInitialCopy } from './initial-copy';
 import { type AgentConn, connectToServer } from './link';
 import {
@@ -41,6 +42,7 @@ export interface AgentStatus {
   slotDroppedAt: string | null;
   lastError: string | null;
   reconnects: number;
+  ddlMode: DdlMode | null;
 }
 
 export class Agent {
@@ -72,6 +74,7 @@ export class Agent {
       slotDroppedAt: null,
       lastError: null,
       reconnects: 0,
+      ddlMode: null,
     };
   }
 
@@ -163,6 +166,7 @@ export class Agent {
     let appVersion: string | null;
     try {
       ident = await primaryIdentity(primary);
+      this.st.ddlMode = await installDdlCapture(primary, this.log);
       await ensureReplicaIdentities(primary, this.log);
       await ensurePublication(primary, this.cfg.source.publication, this.log);
       slot = await slotInfo(primary, this.cfg.source.slot);

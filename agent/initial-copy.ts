@@ -12,6 +12,7 @@ import { Client, type ClientConfig } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { PgferryError } from '../shared/errors';
 import { sqlFromPgDump } from '../shared/pg-dump-script';
+import { withoutCaptureTrigger } from './ddl-capture';
 import type { Logger } from '../shared/log';
 import type { TableRef } from '../shared/protocol/messages';
 import type { AgentConn } from './link';
@@ -55,7 +56,7 @@ async function dumpSchema(
     ],
     { maxBuffer: 256 * 1024 * 1024 },
   );
-  return sqlFromPgDump(stdout);
+  return withoutCaptureTrigger(sqlFromPgDump(stdout));
 }
 
 export interface InitialCopyOptions {
@@ -118,7 +119,7 @@ export async function runInitialCopy(
     await copier.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await copier.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
     const tables = await copier.query<TableRef>(
-      `SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2`,
+      `SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = $1 AND schemaname <> 'pgferry' ORDER BY 1, 2`,
       [o.publication],
     );
     let bytes = 0;

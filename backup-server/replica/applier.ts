@@ -10,7 +10,12 @@ import type { ClientBase } from 'pg';
 import { PgferryError } from '../../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../../shared/lsn';
 import type { Change, RelationInfo, SequenceValue, Value } from '../../shared/protocol/messages';
+import { ddlStatements } from './ddl-statements';
 import { qualifiedName, quoteLiteral, RelationSql } from './sql';
+
+/** the primary's DDL capture table (see agent/ddl-capture.ts): its inserts are replayed, not stored */
+const DDL_SCHEMA = 'pgferry';
+const DDL_TABLE = 'ddl_log';
 
 export interface ApplierOptions {
   maxGroupTransactions: number;
@@ -48,6 +53,8 @@ export class Applier {
   private fullUpdateRel: RelationSql | null = null;
   private fullUpdates: { old: Value[]; v: Value[] }[] = [];
   private fullUpdateNewKeys = new Set<string>();
+  private ddl: { relid: number; command: number; searchPath: number } | null = null;
+  private ddlInGroup = false;
   readonly stats: ApplierStats = {
     transactionsApplied: 0,
     rowsApplied: 0,
@@ -73,6 +80,17 @@ export class Applier {
   }
 
   async setRelation(info: RelationInfo): Promise<void> {
+    if (info.schema === DDL_SCHEMA && info.name === DDL_TABLE) {
+      this.ddl = {
+        relid: info.relid,
+        command: info.columns.findIndex((c) => c.name === 'command'),
+        searchPath: info.columns.findIndex((c) => c.name === 'search_path'),
+      };
+      return;
+    }
+    // the relation may reflect DDL still buffered: run what is pending first
+    this.endInsertRun();
+    await this.flushSql();
     const r = await this.client.query<{ attname: string }>(
       `SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attidentity = 'a'`,
       [qualifiedName(info.schema, info.name)],
@@ -150,6 +168,10 @@ export class Applier {
         }
         case 'I': {
           if (this.skipTxn) break;
+          if (c.r === this.ddl?.relid) {
+            this.replayDdl(c.v[this.ddl.command] ?? '', c.v[this.ddl.searchPath]);
+            break;
+          }
           const r = this.rel(c.r);
           if (this.insertRel !== r || this.insertTuples.length >= maxRows) {
             this.endInsertRun();
@@ -163,7 +185,7 @@ export class Applier {
           break;
         }
         case 'U': {
-          if (this.skipTxn) break;
+          if (this.skipTxn || c.r === this.ddl?.relid) break;
           const r = this.rel(c.r);
           if (r.full && c.old) {
             if (this.insertRel || this.fullDeleteRel) this.endInsertRun();
@@ -189,7 +211,7 @@ export class Applier {
           break;
         }
         case 'D': {
-          if (this.skipTxn) break;
+          if (this.skipTxn || c.r === this.ddl?.relid) break;
           if (this.insertRel) this.endInsertRun();
           const r = this.rel(c.r);
           if (r.full) {
@@ -208,7 +230,8 @@ export class Applier {
         case 'T': {
           if (this.skipTxn) break;
           this.endInsertRun();
-          const rels = c.rs.map((id) => this.rel(id));
+          const rels = c.rs.filter((id) => id !== this.ddl?.relid).map((id) => this.rel(id));
+          if (rels.length === 0) break;
           for (const r of rels) this.touch(r);
           this.push(
             `TRUNCATE ${rels.map((r) => r.table).join(', ')}${c.restartIdentity ? ' RESTART IDENTITY' : ''}${c.cascade ? ' CASCADE' : ''}`,
@@ -234,6 +257,16 @@ export class Applier {
         await this.flushSql();
       }
     }
+  }
+
+  /** Replays a captured DDL command at its place in the stream, under the search_path it ran with. */
+  private replayDdl(command: string, searchPath: Value): void {
+    this.endInsertRun();
+    this.push(`SELECT set_config('search_path', ${quoteLiteral(searchPath ?? 'public')}, true)`);
+    // CONCURRENTLY cannot run inside the replica's transaction; the plain form has the same result
+    for (const stmt of ddlStatements(command)) this.push(stmt.replace(/\b(INDEX\s+)CONCURRENTLY\b/gi, '$1'));
+    this.push('RESET search_path');
+    this.ddlInGroup = true;
   }
 
   /** Whether the open group should be committed now (called after each frame). */
@@ -266,8 +299,17 @@ export class Applier {
          ON CONFLICT (schema_name, table_name) DO UPDATE SET last_change_lsn = excluded.last_change_lsn`,
       );
     }
+    if (this.ddlInGroup) {
+      // a schema change rewrites what a snapshot holds of every table: none may be hard-linked
+      this.push(
+        `INSERT INTO pgferry.table_changes (schema_name, table_name, last_change_lsn)
+         SELECT schemaname, tablename, '${formatLsn(end)}' FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pgferry')
+         ON CONFLICT (schema_name, table_name) DO UPDATE SET last_change_lsn = excluded.last_change_lsn`,
+      );
+    }
     this.push('COMMIT');
     await this.flushSql();
+    this.ddlInGroup = false;
     this.applied = end;
     this.groupOpen = false;
     this.groupEnd = null;
@@ -327,6 +369,7 @@ export class Applier {
     this.fullUpdates = [];
     this.fullUpdateNewKeys.clear();
     this.touched.clear();
+    this.ddlInGroup = false;
     const wasOpen = this.groupOpen;
     this.groupOpen = false;
     this.groupEnd = null;

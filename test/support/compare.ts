@@ -4,6 +4,8 @@ import { query, tableHash, userTables, waitFor } from '../harness/db';
 export async function tablesDiffer(primaryUrl: string, replicaUrl: string): Promise<string[]> {
   const tables = await userTables(primaryUrl);
   const diffs: string[] = [];
+  const replicaTables = await userTables(replicaUrl).catch(() => tables);
+  for (const t of replicaTables) if (!tables.includes(t)) diffs.push(`${t}: only on the replica`);
   for (const t of tables) {
     const [a, b] = await Promise.all([
       tableHash(primaryUrl, t),
