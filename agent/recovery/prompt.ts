@@ -20,8 +20,9 @@ export async function ask(io: PromptIo, question: string, hidden = false): Promi
     },
   });
   const rl = readline.createInterface({ input: io.input, output: out, terminal: true });
-  io.output.write(question);
   mute = hidden;
+  const answer = rl.question('');
+  io.output.write(question);
   const closed = new Promise<never>((_, reject) =>
     rl.once('close', () => reject(new PgferryError('USAGE', 'cancelled at the prompt'))),
   );
@@ -29,7 +30,7 @@ export async function ask(io: PromptIo, question: string, hidden = false): Promi
     rl.once('SIGINT', () => reject(new PgferryError('USAGE', 'cancelled at the prompt'))),
   );
   try {
-    return (await Promise.race([rl.question(''), closed, sigint])).trim();
+    return (await Promise.race([answer, closed, sigint])).trim();
   } finally {
     mute = false;
     if (hidden) io.output.write('\n');

@@ -1,12 +1,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { chooseSnapshot, formatCatalogTable, parseCatalog } from '../../agent/recovery/catalog';
 import { defaultWorkDir } from '../../agent/recovery/download';
 import { isIndexBuild, parseDumpScript } from '../../agent/recovery/dump-script';
 import { isSafeRelativePath, parseManifest } from '../../agent/recovery/manifest-reader';
 import { checkAppVersion, checkPgMajor, checkTargetEmpty } from '../../agent/recovery/preflight';
 import { formatDuration, Progress } from '../../agent/recovery/progress';
+import { ask, pickSnapshot } from '../../agent/recovery/prompt';
 import { isPgferryError } from '../../shared/errors';
 import type { CatalogEntry } from '../../shared/snapshot/manifest';
 
@@ -267,5 +269,37 @@ describe('work folder', () => {
     expect(defaultWorkDir({ XDG_CACHE_HOME: '/home/op/.cache' })).toBe('/home/op/.cache/pgferry/recover');
     expect(defaultWorkDir({})).toBe(path.join('/var/tmp', 'pgferry-recover'));
     expect(fs.existsSync(os.tmpdir())).toBe(true);
+  });
+});
+
+describe('prompts', () => {
+  function term(answers: string[]) {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let shown = '';
+    output.on('data', (c: Buffer) => {
+      shown += c.toString();
+      if (/: $/.test(shown) && answers.length) {
+        const a = answers.shift();
+        setImmediate(() => input.write(`${a}\n`));
+      }
+    });
+    return { io: { input, output }, shown: () => shown };
+  }
+
+  it('asks for the password without echoing it', async () => {
+    const t = term(['s3cret']);
+    expect(await ask(t.io, 'FTP password: ', true)).toBe('s3cret');
+    expect(t.shown()).toContain('FTP password: ');
+    expect(t.shown()).not.toContain('s3cret');
+  });
+
+  it('shows the snapshots and takes a number, Enter for the newest, and asks again after a wrong answer', async () => {
+    const list = [entry('20261121T030000000Z'), entry('20261120T030000000Z')];
+    const t = term(['7', '2']);
+    expect(await pickSnapshot(t.io, list)).toBe(list[1]);
+    expect(t.shown()).toContain('"7" is not a number from 1 to 2');
+    expect(t.shown()).toMatch(/1\s+20261121T030000000Z/);
+    expect(await pickSnapshot(term(['']).io, list)).toBe(list[0]);
   });
 });
