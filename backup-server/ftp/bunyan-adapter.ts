@@ -4,7 +4,7 @@
  *
  * Levels: ftp-srv's `trace` is dropped (it echoes raw command lines, PASS included); its `error` records are
  * mostly client mistakes (a missing file, a refused login, a reset connection), so they become `warn`,
- * and the refusals our own file system and login produce (already logged by us) become `debug`.
+ * and the refusals our own file system and login produce and listener errors (logged by us) become `debug`.
  * `fatal` stays `error`.
  */
 import type { Logger } from '../../shared/log';
@@ -23,6 +23,8 @@ export interface BunyanLike {
 
 /** Errors whose `name` marks a deliberate refusal (not worth a warning: the caller logged it already). */
 const REFUSAL_NAMES = new Set(['FtpReplyError', 'FtpLoginRefused']);
+/** ftp-srv's record of a listener error: SnapshotFtpServer reports those itself (once). */
+const SERVER_ERROR_MESSAGE = '[Event] error';
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !(x instanceof Error) && !Array.isArray(x);
@@ -56,6 +58,7 @@ export function bunyanToWinston(logger: Logger, meta: Record<string, unknown> = 
           words.push(describe(part));
         }
       }
+      if (words[0] === SERVER_ERROR_MESSAGE) effective = 'debug';
       // winston reserves these keys
       delete fields.level;
       delete fields.message;

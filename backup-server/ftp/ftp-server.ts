@@ -215,7 +215,9 @@ export class SnapshotFtpServer {
       this.sessions.delete(payload.id as string);
     });
     events.on('server-error', (payload: { error?: unknown }) => {
-      logger.error('FTP server error', { component: 'ftp', error: String(payload?.error) });
+      // before listen() succeeded, the error is the one start() throws: the caller reports it
+      if (this.ftp === ftp)
+        logger.error('FTP server error', { component: 'ftp', error: String(payload?.error) });
     });
     ftp.on('client-error', ({ context, error }) => {
       logger.debug('FTP client connection error', { component: 'ftp', context, error: error?.message });

@@ -143,7 +143,14 @@ test('a port already in use fails start() with CONFIG_INVALID naming ftp.port; a
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const taken = (blocker.address() as net.AddressInfo).port;
   try {
-    const server = new SnapshotFtpServer(ftpOptions(root, passivePorts, { port: taken }), silentLogger());
+    const entries: LogEntry[] = [];
+    const logDir = tempDir('pgferry-ftp-log-');
+    const logger = createLogger({
+      level: 'info',
+      file: path.join(logDir, 'l.log'),
+      sink: (e) => entries.push(e),
+    });
+    const server = new SnapshotFtpServer(ftpOptions(root, passivePorts, { port: taken }), logger);
     const err = await server.start().then(
       () => null,
       (e: unknown) => e,
@@ -153,6 +160,10 @@ test('a port already in use fails start() with CONFIG_INVALID naming ftp.port; a
       `ftp.port: 127.0.0.1:${taken} is already in use by another program: stop it or choose another ftp.port`,
     );
     expect(server.running).toBe(false);
+    // reported once, by whoever calls start(): nothing logged as a warning or error here
+    expect(entries.filter((e) => e.level === 'warn' || e.level === 'error')).toEqual([]);
+    logger.close();
+    fs.rmSync(logDir, { recursive: true, force: true });
   } finally {
     blocker.close();
   }
