@@ -67,6 +67,18 @@ export const ERROR_CODES = {
     exit: 70,
     hint: 'the target is only partly restored: fix the cause named above and run again with --force to replace it',
   },
+  HOOK_FAILED: {
+    exit: 70,
+    hint: 'check the hook named in the message (command, webhook URL or SMTP server); replication goes on meanwhile',
+  },
+  SOURCE_PAUSED: {
+    exit: 70,
+    hint: 'replication of this source is paused after a change the replica could not apply; fix the cause, then run: pgferry resync SOURCE --config server.yaml',
+  },
+  SCHEMA_MISMATCH: {
+    exit: 70,
+    hint: "the replica's schema differs from the primary's; see the log for the change that did not replicate, then run pgferry resync SOURCE",
+  },
   USAGE: { exit: 64, hint: 'see pgferry <command> --help for the options and examples' },
   INTERNAL: { exit: 70, hint: 'this is a bug in pgferry; please report it with the log' },
 } as const;
