@@ -1,12 +1,16 @@
 /**
- * The backup server process: the agent listener, one replicator per source, and (when present) the
- * snapshot scheduler and the FTP server. `start()` brings them up, `stop()` takes them down in order.
+ * The backup server process: the agent listener, one replicator per source, the source states
+ * (LIVE/DEAD/CLOSE) with the operator's hooks, and (when present) the snapshot scheduler and the FTP
+ * server. `start()` brings them up, `stop()` takes them down in order.
  */
 import type { ServerConfig } from '../shared/config/server-config';
 import type { Logger } from '../shared/log';
+import { HookDispatcher, hooksFromConfig } from './hooks/hook-dispatcher';
+import { hookPayload } from './hooks/hook-event';
 import { LinkListener } from './link/listener';
 import { autoTls, loadTls, type TlsMaterial } from './link/tls';
 import { SourceReplicator, type SourceStatus } from './source-replicator';
+import { SourceStateTracker } from './source-state-tracker';
 
 export interface ServerPart {
   name: string;
@@ -16,6 +20,8 @@ export interface ServerPart {
 
 export class BackupServer {
   readonly replicators = new Map<string, SourceReplicator>();
+  readonly states: SourceStateTracker;
+  readonly hooks: HookDispatcher;
   private listener: LinkListener | null = null;
   private readonly parts: ServerPart[] = [];
   tls: TlsMaterial | null = null;
@@ -24,6 +30,20 @@ export class BackupServer {
     readonly config: ServerConfig,
     readonly log: Logger,
   ) {
+    this.states = new SourceStateTracker(
+      config.sourceSettings.map((s) => s.name),
+      {
+        deadAfterMs: config.heartbeat.deadAfterSeconds * 1000,
+        appliedLsn: (source) => this.replicators.get(source)?.status().appliedLsn ?? null,
+      },
+      log.child({ part: 'states' }),
+    );
+    this.hooks = new HookDispatcher(
+      hooksFromConfig(config.hooks),
+      config.hooks,
+      log.child({ part: 'hooks' }),
+    );
+    this.states.onTransition((e) => this.hooks.dispatch(hookPayload(e)));
     for (const s of config.sourceSettings) {
       this.replicators.set(
         s.name,
@@ -35,6 +55,7 @@ export class BackupServer {
             maxGroupDelayMs: config.replica.maxGroupDelayMs,
           },
           log.child({ source: s.name }),
+          (event, source) => this.states.handle(event, source),
         ),
       );
     }
@@ -69,6 +90,7 @@ export class BackupServer {
       },
       this.log,
     );
+    this.states.start();
     await this.listener.start();
     for (const p of this.parts) {
       await p.start();
@@ -85,6 +107,8 @@ export class BackupServer {
     }
     await this.listener?.stop();
     await Promise.all([...this.replicators.values()].map((r) => r.stop()));
+    this.states.stop();
+    await this.hooks.stop();
     this.log.info('backup server stopped');
   }
 

@@ -66,6 +66,8 @@ export const serverConfigSchema = z.object({
       historySize: z.number().int().min(1).default(40),
       /** table copies running at once, each on its own connection importing the same exported snapshot */
       parallelCopies: z.number().int().min(1).max(16).default(2),
+      /** a table at least this big that would outlast the others is copied in page ranges on all connections */
+      splitTableMinBytes: bytes.default(32 * 1024 * 1024),
       /** how long to wait for the agent's fresh sequence values before using the latest known ones */
       sequenceRefreshTimeoutSeconds: z.number().positive().default(10),
       /** when the daily age-retention pass runs (cron, in `timezone`) */
@@ -110,8 +112,21 @@ export const serverConfigSchema = z.object({
           to: z.array(z.string()).min(1),
         })
         .optional(),
+      /** each attempt of each hook is stopped after this long */
       timeoutSeconds: z.number().positive().default(30),
+      /** attempts after the first one failed */
       retries: z.number().int().min(0).default(3),
+      /** wait before the first retry, doubled for each next one (at most 5 minutes) */
+      retryDelaySeconds: z.number().min(0).default(5),
+    })
+    .prefault({}),
+  status: z
+    .object({
+      /**
+       * how long after a scheduled run its snapshot may still be missing before status says the newest
+       * snapshot is older than the schedule implies (the longest recent run of the source is added)
+       */
+      snapshotGraceSeconds: z.number().min(0).default(3600),
     })
     .prefault({}),
   auth: z
