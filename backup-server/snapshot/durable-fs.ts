@@ -15,6 +15,18 @@ export async function fsyncPath(p: string): Promise<void> {
   }
 }
 
+/**
+ * Flushes many files at once: concurrent fsyncs share the file system's journal commits, which is much
+ * faster than one after the other.
+ */
+export async function fsyncAll(paths: string[], concurrency = 8): Promise<void> {
+  const queue = [...paths];
+  const worker = async () => {
+    for (let p = queue.shift(); p !== undefined; p = queue.shift()) await fsyncPath(p);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+}
+
 /** Writes `data` to `file` so that a reader sees either the old or the new content, never a torn one. */
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);

@@ -72,7 +72,7 @@ export interface SchemaFile {
 
 const PSQL_RESTRICT_LINE = /^\\(un)?restrict\b.*$\n?/gm;
 
-/** Dumps one schema section at the exported snapshot into `file` (fsynced by the caller's folder sync). */
+/** Dumps one schema section at the exported snapshot into `file` (not fsynced: the caller does it). */
 export async function dumpSchemaSection(opts: {
   pgDump: string;
   url: string;
@@ -107,12 +107,6 @@ export async function dumpSchemaSection(opts: {
   }
   // latin1 maps bytes 1:1, so the filter keeps any database encoding intact
   const sql = Buffer.from(stdout.toString('latin1').replace(PSQL_RESTRICT_LINE, ''), 'latin1');
-  const fh = await fs.promises.open(opts.file, 'wx');
-  try {
-    await fh.writeFile(sql);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await fs.promises.writeFile(opts.file, sql, { flag: 'wx' });
   return { bytes: sql.length, sha256: createHash('sha256').update(sql).digest('hex') };
 }

@@ -142,8 +142,10 @@ async function snapshotSteps(ctx: RunContext, src: SourceSettings, rec: RunRecor
   const s = ctx.config.snapshots;
   for (const p of await removeLeftovers(s.dir))
     ctx.logger.warn('removed a partial folder left by a crash', { path: p });
+  const t0 = performance.now();
   const previous = await latestSnapshot(s.dir, src.name);
   await ensureRoom(ctx, src.name, await estimateSnapshotBytes(previous, src.replicaUrl), rec);
+  const roomMs = Math.round(performance.now() - t0);
   if (s.hooks.pre) {
     const env = { PGFERRY_HOOK: 'pre', PGFERRY_SOURCE: src.name, PGFERRY_SNAPSHOTS_DIR: s.dir };
     const r = await runHook(s.hooks.pre, env, s.hooks.timeoutSeconds * 1000);
@@ -161,6 +163,7 @@ async function snapshotSteps(ctx: RunContext, src: SourceSettings, rec: RunRecor
     dir: s.dir,
     compressionLevel: s.compressionLevel,
     parallelCopies: s.parallelCopies,
+    splitTableMinBytes: s.splitTableMinBytes,
     pgBinDir: s.pgBinDir,
     previous,
     refreshSequences: refresh ? () => refresh(src.name) : undefined,
@@ -173,6 +176,7 @@ async function snapshotSteps(ctx: RunContext, src: SourceSettings, rec: RunRecor
       if (!v.ok) throw corruptError(v);
     },
   });
+  ctx.logger.debug('snapshot timings', { source: src.name, roomMs, ...written.timingsMs });
   const m = written.info.manifest;
   Object.assign(rec, {
     id: m.id,

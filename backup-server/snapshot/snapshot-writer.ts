@@ -20,10 +20,11 @@ import {
 import { PGFERRY_VERSION } from '../../shared/version';
 import { readReplicaState, type ReplicaState } from '../replica/metadata';
 import type { SnapshotInfo } from './catalog';
-import { fsyncPath } from './durable-fs';
+import { fsyncAll, fsyncPath } from './durable-fs';
 import { dumpSchemaSection, findPgTool } from './pg-dump';
+import { copyTables } from './parallel-copy';
 import { listReplicaTables, lockTables, readSequences } from './replica-contents';
-import { copyTableToFile } from './table-copy';
+import { schemaFingerprint } from './schema-fingerprint';
 import { linkBaseProblem, planTables, type TablePlan } from './table-plan';
 
 export interface SnapshotWriterOptions {
@@ -33,6 +34,8 @@ export interface SnapshotWriterOptions {
   dir: string;
   compressionLevel: number;
   parallelCopies: number;
+  /** see snapshots.splitTableMinBytes */
+  splitTableMinBytes: number;
   pgBinDir?: string;
   /** the newest complete snapshot of this source, the base for hard links */
   previous: SnapshotInfo | null;
@@ -57,9 +60,9 @@ export interface WrittenSnapshot {
   writtenFiles: string[];
   /** false when the agent could not be asked for fresh sequence values */
   sequencesFresh: boolean;
+  /** milliseconds spent in each phase (for the debug log and tuning) */
+  timingsMs: Record<string, number>;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function refreshSequencesWithin(opts: SnapshotWriterOptions): Promise<boolean> {
   if (!opts.refreshSequences) {
@@ -158,6 +161,27 @@ async function linkUnchanged(
   return { linked, toWrite };
 }
 
+/** Hard-links the previous snapshot's schema files when the catalogs are unchanged since; null otherwise. */
+async function linkSchema(
+  previous: SnapshotInfo | null,
+  fingerprint: string,
+  partial: string,
+): Promise<SnapshotManifest['schema'] | null> {
+  if (!previous || previous.manifest.schemaFingerprint !== fingerprint) return null;
+  const { pre, post } = previous.manifest.schema;
+  try {
+    for (const f of [pre, post]) {
+      if ((await fs.promises.lstat(path.join(previous.path, f.file))).size !== f.bytes) return null;
+    }
+    for (const f of [pre, post])
+      await fs.promises.link(path.join(previous.path, f.file), path.join(partial, f.file));
+    return { pre, post };
+  } catch {
+    for (const f of [pre, post]) await fs.promises.rm(path.join(partial, f.file), { force: true });
+    return null;
+  }
+}
+
 function asSnapshotError(e: unknown, what: string): PgferryError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
@@ -171,7 +195,15 @@ function asSnapshotError(e: unknown, what: string): PgferryError {
 
 export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<WrittenSnapshot> {
   const now = opts.now ?? (() => new Date());
+  const timingsMs: Record<string, number> = {};
+  let phaseStart = performance.now();
+  const phase = (name: string) => {
+    const t = performance.now();
+    timingsMs[name] = Math.round(t - phaseStart);
+    phaseStart = t;
+  };
   const sequencesFresh = await refreshSequencesWithin(opts);
+  phase('refreshSequences');
   const startedAt = now();
   const id = formatSnapshotId(startedAt);
   const sourceDir = path.join(opts.dir, opts.source);
@@ -194,32 +226,41 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
     await main.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const snapshotName = (await main.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0].s;
     const state = checkState(await readReplicaState(main), opts.source);
-    const versionNum = (await main.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`))
-      .rows[0].v;
-    const pgMajor = Math.floor(Number(versionNum) / 10000);
+    const settings = await main.query<{ v: string; b: string }>(
+      `SELECT current_setting('server_version_num') AS v, current_setting('block_size') AS b`,
+    );
+    const pgMajor = Math.floor(Number(settings.rows[0].v) / 10000);
+    const blockBytes = Number(settings.rows[0].b);
     const tables = await listReplicaTables(main);
     await lockTables(main, tables);
     const sequences = await readSequences(main);
+    phase('open');
     const baseProblem = linkBaseProblem(opts.previous?.manifest ?? null, state);
     if (baseProblem && opts.previous)
       opts.logger.info(`full snapshot: ${baseProblem}`, { source: opts.source });
     const plans = planTables(tables, baseProblem ? null : (opts.previous?.manifest ?? null));
     const { linked, toWrite } = await linkUnchanged(plans, opts.previous, partial, opts.logger);
+    phase('link');
 
     const pgDump = await findPgTool('pg_dump', pgMajor, opts.pgBinDir);
-    const dumpSection = (section: 'pre-data' | 'post-data', file: string) =>
-      dumpSchemaSection({
+    const fingerprint = await schemaFingerprint(main, `${PGFERRY_VERSION}\n${pgDump}`);
+    const linkedSchema = await linkSchema(baseProblem ? null : opts.previous, fingerprint, partial);
+    const dumpSection = async (section: 'pre-data' | 'post-data', file: string) => ({
+      file,
+      ...(await dumpSchemaSection({
         pgDump,
         url: opts.replicaUrl,
         snapshotName,
         section,
         file: path.join(partial, file),
-      });
-    const schemaJob = (async () => {
-      const pre = await dumpSection('pre-data', 'schema-pre.sql');
-      const post = await dumpSection('post-data', 'schema-post.sql');
-      return { pre: { file: 'schema-pre.sql', ...pre }, post: { file: 'schema-post.sql', ...post } };
-    })();
+      })),
+    });
+    const schemaJob = linkedSchema
+      ? Promise.resolve(linkedSchema)
+      : Promise.all([
+          dumpSection('pre-data', 'schema-pre.sql'),
+          dumpSection('post-data', 'schema-post.sql'),
+        ]).then(([pre, post]) => ({ pre, post }));
     jobs.push(schemaJob.catch(() => undefined));
 
     const workers = Math.max(1, Math.min(opts.parallelCopies, toWrite.length));
@@ -229,27 +270,25 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName}'`);
     }
-    const queue = [...toWrite].sort((a, b) => b.table.relationBytes - a.table.relationBytes);
-    const written: ManifestTable[] = [];
-    const copyWorker = async (client: Client) => {
-      try {
-        for (let p = queue.shift(); p; p = queue.shift()) {
-          if (opts.tableCopyDelayMs) await sleep(opts.tableCopyDelayMs);
-          const f = await copyTableToFile(client, p.table, path.join(partial, p.file), opts);
-          const { schema, name, columns } = p.table;
-          written.push({ schema, name, file: p.file, ...f, linked: false, columns });
-        }
-      } catch (e) {
-        queue.length = 0; // the other workers stop after their current table
-        throw e;
-      }
-    };
-    const copyJob = Promise.allSettled(clients.slice(0, workers).map(copyWorker));
-    jobs.push(copyJob);
-    const [schemaResult, copyResults] = await Promise.all([Promise.allSettled([schemaJob]), copyJob]);
-    for (const r of [...copyResults, ...schemaResult]) if (r.status === 'rejected') throw r.reason;
+    const copyJob = copyTables({
+      clients: clients.slice(0, workers),
+      plans: toWrite,
+      dir: partial,
+      compressionLevel: opts.compressionLevel,
+      canSplit: pgMajor >= 14,
+      splitTableMinBytes: opts.splitTableMinBytes,
+      blockBytes,
+      delayMs: opts.tableCopyDelayMs,
+    });
+    jobs.push(copyJob.catch(() => undefined));
+    const [schemaResult, copyResult] = await Promise.allSettled([schemaJob, copyJob]);
+    if (copyResult.status === 'rejected') throw copyResult.reason;
+    if (schemaResult.status === 'rejected') throw schemaResult.reason;
+    const written = copyResult.value;
     const schema = await schemaJob;
+    phase('schemaAndCopy');
 
+    const schemaFiles = linkedSchema ? [] : [schema.pre, schema.post];
     const tablesOut = [...linked, ...written].sort((a, b) => (a.file < b.file ? -1 : 1));
     const manifest: SnapshotManifest = {
       formatVersion: MANIFEST_FORMAT_VERSION,
@@ -264,6 +303,7 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
       startedAt: startedAt.toISOString(),
       finishedAt: now().toISOString(),
       schemaHash: state.schemaHash,
+      schemaFingerprint: fingerprint,
       schema,
       tables: tablesOut,
       sequences,
@@ -277,21 +317,25 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
     } finally {
       await fh.close();
     }
+    await fsyncAll([...schemaFiles, ...written].map((f) => path.join(partial, f.file)));
     await fsyncPath(path.join(partial, 'data'));
     await fsyncPath(partial);
-    const writtenFiles = [schema.pre.file, schema.post.file, ...written.map((t) => t.file)];
+    phase('manifest');
+    const writtenFiles = [...schemaFiles, ...written].map((f) => f.file);
     await opts.beforePublish?.({ source: opts.source, id, path: partial, manifest }, writtenFiles);
+    phase('verify');
     await main.query('COMMIT');
     await fs.promises.rename(partial, final);
     await fsyncPath(sourceDir);
+    phase('publish');
     return {
       info: { source: opts.source, id, path: final, manifest },
       tablesWritten: written.length,
       tablesLinked: linked.length,
-      bytesWritten:
-        schema.pre.bytes + schema.post.bytes + written.reduce((s, t) => s + t.bytes, 0) + manifestText.length,
+      bytesWritten: [...schemaFiles, ...written].reduce((n, f) => n + f.bytes, manifestText.length),
       writtenFiles,
       sequencesFresh,
+      timingsMs,
     };
   } catch (e) {
     await Promise.allSettled(jobs);

@@ -1,55 +1,79 @@
 /**
- * One table's data file: COPY (text format) streamed from the replica through gzip into the file, counting
- * rows and bytes and hashing the bytes as they are written. Never holds the table in memory.
+ * Table data files: COPY (text format) streamed from the replica through gzip into a file, counting rows
+ * and bytes and hashing the bytes as they are written. Never holds a table in memory. A big table can be
+ * copied in page ranges on several connections; each range is a gzip member, and the members appended in
+ * order form the table's file (a multi-member gzip file, which gunzip reads as one stream).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import type { ClientBase } from 'pg';
+import { type ClientBase, escapeIdentifier } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { escapeIdentifier } from 'pg';
 import { qualifiedName } from './replica-contents';
 
-export interface CopiedFile {
+/** A file being written: rows and bytes so far, and the running hash of its bytes. */
+export interface CopiedPart {
   rows: number;
   bytes: number;
-  sha256: string;
+  hash: Hash;
 }
 
 /** Passes bytes through unchanged while counting and hashing them. */
 class HashCounter extends Transform {
   bytes = 0;
-  private readonly hash = createHash('sha256');
+
+  constructor(readonly hash: Hash = createHash('sha256')) {
+    super();
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
     this.hash.update(chunk);
     done(null, chunk);
   }
-
-  digest(): string {
-    return this.hash.digest('hex');
-  }
 }
 
-export function copyStatement(t: { schema: string; name: string; columns: string[] }): string {
-  const cols = t.columns.length ? ` (${t.columns.map(escapeIdentifier).join(', ')})` : '';
-  return `COPY ${qualifiedName(t.schema, t.name)}${cols} TO STDOUT`;
+/** A range of heap pages: [fromPage, toPage), toPage null meaning to the end. */
+export interface PageRange {
+  fromPage: number;
+  toPage: number | null;
+}
+
+export function copyStatement(
+  t: { schema: string; name: string; columns: string[] },
+  range?: PageRange,
+): string {
+  const table = qualifiedName(t.schema, t.name);
+  if (!range) {
+    const cols = t.columns.length ? ` (${t.columns.map(escapeIdentifier).join(', ')})` : '';
+    return `COPY ${table}${cols} TO STDOUT`;
+  }
+  const upper = range.toPage === null ? '' : ` AND ctid < '(${range.toPage},0)'::tid`;
+  const where = `ctid >= '(${range.fromPage},0)'::tid${upper}`;
+  return `COPY (SELECT ${t.columns.map(escapeIdentifier).join(', ')} FROM ${table} WHERE ${where}) TO STDOUT`;
+}
+
+/** Splits `pages` heap pages into `parts` ranges, the last one open-ended (the table may have grown). */
+export function pageRanges(pages: number, parts: number): PageRange[] {
+  return Array.from({ length: parts }, (_, i) => ({
+    fromPage: Math.floor((pages * i) / parts),
+    toPage: i === parts - 1 ? null : Math.floor((pages * (i + 1)) / parts),
+  }));
 }
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;
 const GZIP_CHUNK_BYTES = 256 * 1024;
 
-/** Writes the table to `file` (which must not exist) and fsyncs it. */
-export async function copyTableToFile(
+/** Runs `copySql` into a new gzip file `file` (which must not exist); the caller fsyncs it. */
+export async function copyToFile(
   client: ClientBase,
-  table: { schema: string; name: string; columns: string[] },
+  copySql: string,
   file: string,
   opts: { compressionLevel: number },
-): Promise<CopiedFile> {
-  const source = client.query(copyTo(copyStatement(table)));
+): Promise<CopiedPart> {
+  const source = client.query(copyTo(copySql));
   const counter = new HashCounter();
   const out = fs.createWriteStream(file, { flags: 'wx', highWaterMark: WRITE_BUFFER_BYTES });
   await pipeline(
@@ -58,11 +82,23 @@ export async function copyTableToFile(
     counter,
     out,
   );
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  return { rows: source.rowCount, bytes: counter.bytes, sha256: counter.digest() };
+  return { rows: source.rowCount, bytes: counter.bytes, hash: counter.hash };
+}
+
+/** Appends `partFile` to `file`, continuing `into`'s count and hash, then removes the part. */
+export async function appendPart(
+  file: string,
+  partFile: string,
+  into: CopiedPart,
+  part: CopiedPart,
+): Promise<void> {
+  const counter = new HashCounter(into.hash);
+  await pipeline(
+    fs.createReadStream(partFile, { highWaterMark: WRITE_BUFFER_BYTES }),
+    counter,
+    fs.createWriteStream(file, { flags: 'a', highWaterMark: WRITE_BUFFER_BYTES }),
+  );
+  into.bytes += counter.bytes;
+  into.rows += part.rows;
+  await fs.promises.rm(partFile);
 }

@@ -26,8 +26,14 @@ export interface VerifyResult {
   problems: FileProblem[];
 }
 
-export async function sha256OfFile(file: string): Promise<string> {
+const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
+const PARALLEL_FILES = 4;
+
+/** SHA-256 of a file: small files read at once, big ones streamed (never whole in memory). */
+export async function sha256OfFile(file: string, size?: number): Promise<string> {
   const hash = createHash('sha256');
+  if (size !== undefined && size <= WHOLE_FILE_BYTES)
+    return hash.update(await fs.promises.readFile(file)).digest('hex');
   await pipeline(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), hash);
   return hash.digest('hex');
 }
@@ -42,7 +48,7 @@ async function checkFile(dir: string, f: ManifestFile, hashIt: boolean): Promise
   }
   if (size !== f.bytes) return `size ${size} bytes, manifest says ${f.bytes}`;
   if (!hashIt) return null;
-  const actual = await sha256OfFile(p);
+  const actual = await sha256OfFile(p, size);
   return actual === f.sha256 ? null : `SHA-256 mismatch: manifest ${f.sha256}, file ${actual}`;
 }
 
@@ -63,15 +69,21 @@ export async function verifySnapshot(
   let filesHashed = 0;
   let filesSizeChecked = 0;
   let bytesHashed = 0;
-  for (const f of files) {
-    const hashIt = !only || only.has(f.file);
-    const problem = await checkFile(snap.path, f, hashIt);
-    if (problem) problems.push({ file: f.file, problem });
-    if (hashIt) {
-      filesHashed++;
-      bytesHashed += f.bytes;
-    } else filesSizeChecked++;
-  }
+  const queue = [...files];
+  const worker = async () => {
+    for (let f = queue.shift(); f; f = queue.shift()) {
+      const hashIt = !only || only.has(f.file);
+      const problem = await checkFile(snap.path, f, hashIt);
+      if (problem) problems.push({ file: f.file, problem });
+      if (hashIt) {
+        filesHashed++;
+        bytesHashed += f.bytes;
+      } else filesSizeChecked++;
+    }
+  };
+  await Promise.all(Array.from({ length: PARALLEL_FILES }, worker));
+  const order = new Map(files.map((f, i) => [f.file, i]));
+  problems.sort((a, b) => (order.get(a.file) ?? -1) - (order.get(b.file) ?? -1));
   return {
     source: snap.source,
     id: snap.id,

@@ -68,6 +68,11 @@ export interface SnapshotManifest {
   finishedAt: string;
   schemaHash: string | null;
   /**
+   * fingerprint of the replica's catalogs when the schema was dumped; a later snapshot with the same
+   * fingerprint hard-links the schema files instead of running pg_dump again (absent in older manifests)
+   */
+  schemaFingerprint?: string;
+  /**
    * schema-pre.sql and schema-post.sql: plain SQL from pg_dump (psql's \restrict lines removed), runnable
    * by any client; table data goes between them, then the sequences' setval.
    */

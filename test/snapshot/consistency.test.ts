@@ -40,6 +40,9 @@ const SCHEMA_SQL = [
        INSERT INTO acct_${i} SELECT g, 1000, NULL FROM generate_series(1, 200) g;`,
   ),
   `CREATE TABLE events (id bigserial PRIMARY KEY, k int NOT NULL, payload text); CREATE INDEX events_k ON events (k);`,
+  // big enough to be copied in page ranges over both connections (splitTableMinBytes: 0 below)
+  `CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL);
+   INSERT INTO notes SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 20000) g;`,
 ].join('\n');
 
 /** The applier's n-th transaction (deterministic, so the state at any LSN can be rebuilt by replay). */
@@ -48,9 +51,10 @@ function step(n: number): { sql: string; tables: string[] } {
   const b = (n + 2) % ACCOUNTS;
   let sql = `UPDATE acct_${a} SET balance = balance + ${n}, note = 'n${n}' WHERE id = ${((n * 37) % 200) + 1};
     UPDATE acct_${b} SET balance = balance - ${n} WHERE id = ${((n * 11) % 200) + 1};
-    INSERT INTO events (k, payload) VALUES (${n}, md5('${n}'));`;
+    INSERT INTO events (k, payload) VALUES (${n}, md5('${n}'));
+    UPDATE notes SET body = 'n${n}' WHERE id = ${((n * 7919) % 20000) + 1};`;
   if (n % 7 === 0) sql += `DELETE FROM events WHERE k = ${n - 5};`;
-  return { sql, tables: [`acct_${a}`, `acct_${b}`, 'events'] };
+  return { sql, tables: [`acct_${a}`, `acct_${b}`, 'events', 'notes'] };
 }
 
 function appliedTransaction(n: number): string {
@@ -118,7 +122,7 @@ describe('snapshot consistency, verification and incremental linking', () => {
         { name: 'consist', url: consist.url },
         { name: 'incr', url: incr.url },
       ],
-      snapshots: { faultInjection: { tableCopyDelayMs: 40 } },
+      snapshots: { faultInjection: { tableCopyDelayMs: 40 }, splitTableMinBytes: 0 },
     });
 
   it('a snapshot taken while the applier writes restores to exactly the replica at the manifest LSN', async () => {
@@ -141,6 +145,12 @@ describe('snapshot consistency, verification and incremental linking', () => {
     expect(after - before).toBeGreaterThan(5); // the applier really wrote during the snapshot
     expect(k).toBeGreaterThanOrEqual(before);
     expect(k).toBeLessThanOrEqual(after);
+
+    // the notes table was copied in two page ranges, appended as two gzip members
+    const notes = snap.manifest.tables.find((t) => t.name === 'notes')!;
+    const gz = fs.readFileSync(path.join(snap.path, notes.file));
+    expect(gz.indexOf(Buffer.from([0x1f, 0x8b, 0x08]), 10)).toBeGreaterThan(0);
+    expect(notes.rows).toBe(20000);
 
     const restored = uniqueName('restored');
     const expected = uniqueName('expected');
@@ -180,7 +190,7 @@ describe('snapshot consistency, verification and incremental linking', () => {
     const good = await cli(['snapshot', 'verify', '--config', configFile, snapshot!.id]);
     expect(good.stderr).toBe('');
     expect(good.code).toBe(0);
-    expect(good.stdout).toMatch(/^ok: consist\/\d{8}T\d{9}Z: 8 files match their SHA-256/);
+    expect(good.stdout).toMatch(/^ok: consist\/\d{8}T\d{9}Z: 9 files match their SHA-256/);
 
     const file = path.join(snapshot!.path, 'data', 'public.acct_3.copy.gz');
     const fd = fs.openSync(file, 'r+');
@@ -229,5 +239,28 @@ describe('snapshot consistency, verification and incremental linking', () => {
       [22, 0],
     ]);
     expect(history[0].writtenBytes).toBeLessThan(history[1].writtenBytes / 2);
+  });
+
+  it('reuses the schema files while the catalogs are unchanged and dumps them again after DDL', async () => {
+    const service = new SnapshotService({ config: config(), logger: silentLogger() });
+    const inode = (s: { path: string }, f: string) => fs.statSync(path.join(s.path, f)).ino;
+    const a = (await service.createSnapshot('incr')).snapshot!;
+    const b = (await service.createSnapshot('incr')).snapshot!;
+    expect(inode(b, 'schema-pre.sql')).toBe(inode(a, 'schema-pre.sql'));
+    expect(inode(b, 'schema-post.sql')).toBe(inode(a, 'schema-post.sql'));
+    expect(b.manifest.schemaFingerprint).toBe(a.manifest.schemaFingerprint);
+
+    await applyChange(incr.url, 2, ['t03'], 'ALTER TABLE t03 ADD COLUMN extra int DEFAULT 7');
+    await withClient(incr.url, (c) => c.query('CREATE INDEX t05_val ON t05 (val)'));
+    const out = await service.createSnapshot('incr');
+    const c = out.snapshot!;
+    expect(inode(c, 'schema-pre.sql')).not.toBe(inode(b, 'schema-pre.sql'));
+    expect(fs.readFileSync(path.join(c.path, 'schema-pre.sql'), 'utf8')).toContain('extra integer DEFAULT 7');
+    expect(fs.readFileSync(path.join(c.path, 'schema-post.sql'), 'utf8')).toContain('CREATE INDEX t05_val');
+    expect(c.manifest.tables.find((t) => t.name === 't03')).toMatchObject({
+      linked: false,
+      columns: ['id', 'val', 'txt', 'extra'],
+    });
+    expect(out.record.tablesWritten).toBe(1);
   });
 });

@@ -1,6 +1,7 @@
 /** Pure pieces of the snapshot code: maintenance window, data file names, link decisions, sequence merge. */
 import { isInsideWindow } from '../../backup-server/snapshot/maintenance-window';
 import { furtherPosition, type ReplicaTable } from '../../backup-server/snapshot/replica-contents';
+import { copyStatement, pageRanges } from '../../backup-server/snapshot/table-copy';
 import { fileNamePart, linkBaseProblem, planTables } from '../../backup-server/snapshot/table-plan';
 import type { SnapshotManifest } from '../../shared/snapshot/manifest';
 
@@ -129,5 +130,30 @@ describe('furtherPosition (sequence values: agent report vs the replica)', () =>
     ['a missing side gives the other', null, p(3n), true, p(3n)],
   ])('%s', (_name, a, b, ascending, expected) => {
     expect(furtherPosition(a, b, ascending)).toEqual(expected);
+  });
+});
+
+describe('page ranges for a table split over several connections', () => {
+  it('covers every page once, the last range open-ended for pages added since', () => {
+    expect(pageRanges(10, 3)).toEqual([
+      { fromPage: 0, toPage: 3 },
+      { fromPage: 3, toPage: 6 },
+      { fromPage: 6, toPage: null },
+    ]);
+    expect(pageRanges(1, 2)).toEqual([
+      { fromPage: 0, toPage: 0 },
+      { fromPage: 0, toPage: null },
+    ]);
+  });
+
+  it('copies a range with the same columns as the whole-table COPY', () => {
+    const t = { schema: 'public', name: 'My Table', columns: ['id', 'a"b'] };
+    expect(copyStatement(t)).toBe('COPY "public"."My Table" ("id", "a""b") TO STDOUT');
+    expect(copyStatement(t, { fromPage: 5, toPage: null })).toBe(
+      `COPY (SELECT "id", "a""b" FROM "public"."My Table" WHERE ctid >= '(5,0)'::tid) TO STDOUT`,
+    );
+    expect(copyStatement(t, { fromPage: 0, toPage: 5 })).toContain(
+      `WHERE ctid >= '(0,0)'::tid AND ctid < '(5,0)'::tid`,
+    );
   });
 });
