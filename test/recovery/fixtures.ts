@@ -40,6 +40,8 @@ export interface FixtureOptions {
   formatVersion?: number;
   /** gzip level of the table files (the server's default is 1) */
   compressionLevel?: number;
+  /** write each table file as two gzip members, as the snapshot writer does for tables copied in parts */
+  multiMemberGzip?: boolean;
   /** also write <root>/catalog.json and <root>/<source>/catalog.json */
   catalog?: boolean;
 }
@@ -117,7 +119,8 @@ export async function makeSnapshotFixture(opts: FixtureOptions): Promise<Fixture
     const tables: ManifestTable[] = [];
     for (const [i, t] of rels.rows.entries()) {
       const file = `tables/${String(i).padStart(4, '0')}-${`${t.schema}.${t.name}`.replace(/[^A-Za-z0-9_.-]/g, '_')}.copy.gz`;
-      const r = await copyTable(c, t, path.join(dir, file), opts.compressionLevel ?? 1);
+      let r = await copyTable(c, t, path.join(dir, file), opts.compressionLevel ?? 1);
+      if (opts.multiMemberGzip) r = { ...r, ...splitIntoMembers(path.join(dir, file)) };
       tables.push({
         schema: t.schema,
         name: t.name,
@@ -170,6 +173,15 @@ export async function makeSnapshotFixture(opts: FixtureOptions): Promise<Fixture
   } finally {
     await c.end();
   }
+}
+
+/** Rewrites a small gzip file as two members split at a line boundary; returns its new size and SHA-256. */
+function splitIntoMembers(file: string): { bytes: number; sha256: string } {
+  const text = zlib.gunzipSync(fs.readFileSync(file));
+  const cut = text.indexOf(10, Math.floor(text.length / 2)) + 1;
+  const gz = Buffer.concat([zlib.gzipSync(text.subarray(0, cut)), zlib.gzipSync(text.subarray(cut))]);
+  fs.writeFileSync(file, gz);
+  return { bytes: gz.length, sha256: sha256(gz) };
 }
 
 /** catalog.json at the root (all sources) and in each source folder, newest first. */

@@ -28,7 +28,7 @@ beforeAll(async () => {
   const url = await createDatabase(primary, sourceDb);
   await query(primary.url(), `CREATE ROLE ${role}`);
   await query(url, `${APP_SCHEMA_SQL} ${appDataSql(500)} GRANT SELECT ON app.orders TO ${role};`);
-  fixture = await makeSnapshotFixture({ url, root });
+  fixture = await makeSnapshotFixture({ url, root, multiMemberGzip: true });
 });
 
 afterAll(async () => {
