@@ -9,9 +9,9 @@ import type { AgentConfig } from '../shared/config/agent-config';
 import { describeError, isPgferryError, PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { formatLsn, parseLsn } from '../shared/lsn';
-import type { Change } from '../shared/protocol/messages';
+import type { Change, SchemaReport } from '../shared/protocol/messages';
 import { ChangeStream, type StreamEvent } from './change-stream';
-import { type DdlMode, installDdlCapture } from './ddl-capture';
+import { type DdlMode, installDdlCapture, schemaHash } from './ddl-capture';
 import { runInitialCopy } from './initial-copy';
 import { type AgentConn, connectToServer } from './link';
 import {
@@ -54,6 +54,7 @@ export class Agent {
   private watchTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private sequencesTimer: NodeJS.Timeout | null = null;
+  private schemaTimer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   readonly st: AgentStatus;
 
@@ -86,13 +87,15 @@ export class Agent {
       () => void this.sendSequences(null),
       this.cfg.sequences.intervalSeconds * 1000,
     );
+    this.schemaTimer = setInterval(() => void this.sendSchema(), this.cfg.schemaCheck.intervalSeconds * 1000);
     void this.watch();
   }
 
   /** Clean stop: tells the server CLOSE, ends the stream; the slot keeps its position. */
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const t of [this.watchTimer, this.heartbeatTimer, this.sequencesTimer]) if (t) clearInterval(t);
+    for (const t of [this.watchTimer, this.heartbeatTimer, this.sequencesTimer, this.schemaTimer])
+      if (t) clearInterval(t);
     this.stopWake();
     const conn = this.conn;
     if (conn && !conn.isClosed) {
@@ -193,7 +196,8 @@ export class Agent {
     const replica = welcome.replica;
 
     let reason: string | null = null;
-    if (!replica) reason = 'the backup server has no replica of this source yet';
+    if (welcome.resync) reason = 'a full resync was requested (pgferry resync)';
+    else if (!replica) reason = 'the backup server has no replica of this source yet';
     else if (replica.systemIdentifier !== ident.systemIdentifier)
       reason = `a new primary (system identifier ${ident.systemIdentifier}, the replica has ${replica.systemIdentifier})`;
     else if (!slotUsable)
@@ -320,10 +324,31 @@ export class Agent {
     const conn = this.conn;
     if (!conn || conn.isClosed || this.st.phase !== 'streaming') return;
     try {
-      const sequences = await readSequences(await this.getMonitor());
-      await conn.send({ tag: 'sequences', requestId, sequences });
+      const monitor = await this.getMonitor();
+      const sequences = await readSequences(monitor);
+      const schema = requestId ? await this.schemaReport(monitor) : undefined;
+      await conn.send({ tag: 'sequences', requestId, sequences, ...(schema ? { schema } : {}) });
+      if (schema) await this.stream?.ping();
     } catch (e) {
       this.log.warn('could not send sequence values', { error: describeError(e) });
+    }
+  }
+
+  private async schemaReport(c: Client): Promise<SchemaReport> {
+    const r = await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    return { hash: await schemaHash(c), walLsn: r.rows[0].lsn };
+  }
+
+  /** The primary's schema hash, compared by the server with the replica's at the same position. */
+  private async sendSchema(): Promise<void> {
+    const conn = this.conn;
+    if (!conn || conn.isClosed || this.st.phase !== 'streaming') return;
+    try {
+      const schema = await this.schemaReport(await this.getMonitor());
+      await conn.send({ tag: 'schema', schema });
+      await this.stream?.ping();
+    } catch (e) {
+      this.log.warn('could not send the schema hash', { error: describeError(e) });
     }
   }
 

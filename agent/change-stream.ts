@@ -181,6 +181,11 @@ export class ChangeStream {
     await this.service?.acknowledge(lsn).catch(() => undefined);
   }
 
+  /** Asks the walsender for an immediate keepalive (its current position), without confirming anything new. */
+  async ping(): Promise<void> {
+    await this.service?.acknowledge(this.durable, true).catch(() => undefined);
+  }
+
   private fail(e: Error): void {
     this.failure = e;
     void this.service?.stop();

@@ -5,16 +5,17 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from 'pg';
 import type { SourceSettings } from '../shared/config/server-config';
-import { describeError, PgferryError } from '../shared/errors';
+import { describeError, isPgferryError, PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
 import type { FramedConnection } from '../shared/protocol/connection';
 import type { Frame } from '../shared/protocol/frame';
-import type { AgentMessage, ReplicaSummary, ServerMessage } from '../shared/protocol/messages';
+import type { AgentMessage, SchemaReport, ServerMessage } from '../shared/protocol/messages';
 import { Applier, type ApplierOptions } from './replica/applier';
 import { connectReplica, databaseExists, recoverSwap, withAdmin } from './replica/database';
 import { InitialSync } from './replica/initial-sync';
-import { migrateMetadata, readReplicaState } from './replica/metadata';
+import { migrateMetadata, type ReplicaState, readReplicaState, setPaused } from './replica/metadata';
+import { SCHEMA_HASH_SQL } from '../shared/schema-hash';
 
 type Conn = FramedConnection<AgentMessage, ServerMessage>;
 
@@ -38,6 +39,16 @@ export interface SourceStatus {
   rowsApplied: number;
   initialCopy: { tables: number; bytes: number; startedAt: string } | null;
   lastError: string | null;
+  /** replication stopped after a change the replica could not apply; `pgferry resync` is the way out */
+  paused: { at: string; error: string } | null;
+  /** the last schema comparison (primary's hash from the agent, replica's computed at the same LSN) */
+  schema: {
+    primaryHash: string;
+    replicaHash: string;
+    atLsn: string;
+    checkedAt: string;
+    equal: boolean;
+  } | null;
 }
 
 export class SourceReplicator {
@@ -48,6 +59,7 @@ export class SourceReplicator {
   private sync: InitialSync | null = null;
   private readonly pendingSequenceRequests = new Map<string, () => void>();
   private readonly st: SourceStatus;
+  private appVersion: string | null = null;
 
   constructor(
     readonly settings: SourceSettings,
@@ -79,6 +91,8 @@ export class SourceReplicator {
       rowsApplied: 0,
       initialCopy: null,
       lastError: null,
+      paused: null,
+      schema: null,
     };
   }
 
@@ -131,6 +145,7 @@ export class SourceReplicator {
     });
     conn.on('handlerError', (e: unknown) => {
       this.st.lastError = describeError(e);
+      if (isPgferryError(e, 'APPLY_FAILED')) void this.pause(describeError(e));
       this.log.error('replication stopped for this connection', {
         source: this.settings.name,
         error: describeError(e),
@@ -175,20 +190,85 @@ export class SourceReplicator {
     this.client = null;
   }
 
-  /** Replica state for the welcome message (null when there is no complete replica). */
-  private async replicaSummary(): Promise<ReplicaSummary | null> {
+  /** The complete replica's state (null when there is none). */
+  private async replicaState(): Promise<ReplicaState | null> {
     await recoverSwap(this.adminUrl, this.settings.replicaDatabase);
     const exists = await withAdmin(this.adminUrl, (a) => databaseExists(a, this.settings.replicaDatabase));
     if (!exists) return null;
     const c = await connectReplica(this.settings.replicaUrl);
     try {
       const st = await readReplicaState(c);
-      if (!st || !st.syncCompletedAt) return null;
+      if (!st?.syncCompletedAt) return null;
       this.st.appliedLsn = st.appliedLsn;
-      return { systemIdentifier: st.systemIdentifier, syncId: st.syncId, appliedLsn: st.appliedLsn };
+      this.st.paused = st.pausedAt ? { at: st.pausedAt.toISOString(), error: st.pausedError ?? '' } : null;
+      return st;
     } finally {
       await c.end().catch(() => undefined);
     }
+  }
+
+  /** Stops applying this source until a deliberate resync: never diverge silently, never loop on the error. */
+  private async pause(error: string): Promise<void> {
+    this.st.paused = { at: new Date().toISOString(), error };
+    this.log.error(
+      `replication of source ${this.settings.name} is PAUSED: a change could not be applied on the replica`,
+      {
+        source: this.settings.name,
+        error,
+        whatToDo: `fix the cause, then run: pgferry resync ${this.settings.name} --config <server.yaml>`,
+      },
+    );
+    try {
+      const c = await connectReplica(this.settings.replicaUrl);
+      try {
+        await setPaused(c, error);
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    } catch (e) {
+      this.log.error('could not record the pause in the replica', {
+        source: this.settings.name,
+        error: describeError(e),
+      });
+    }
+  }
+
+  /** Compares the primary's schema hash (taken at walLsn) with the replica's once the replica got there. */
+  private pendingSchema: SchemaReport | null = null;
+  private readonly schemaWaiters: (() => void)[] = [];
+
+  private async checkSchema(): Promise<void> {
+    const p = this.pendingSchema;
+    const a = this.applier;
+    const c = this.client;
+    if (!p || !a || !c || a.inTransaction || a.appliedLsn < parseLsn(p.walLsn)) return;
+    this.pendingSchema = null;
+    const r = await c.query<{ hash: string }>(SCHEMA_HASH_SQL);
+    const replicaHash = r.rows[0].hash;
+    const equal = replicaHash === p.hash;
+    const was = this.st.schema;
+    this.st.schema = {
+      primaryHash: p.hash,
+      replicaHash,
+      atLsn: p.walLsn,
+      checkedAt: new Date().toISOString(),
+      equal,
+    };
+    if (equal) {
+      await c.query('UPDATE pgferry.state SET schema_hash = $1 WHERE id = 1', [replicaHash]);
+    } else if (!was || was.equal || was.replicaHash !== replicaHash) {
+      this.log.error(
+        `schema drift on source ${this.settings.name}: the replica's tables differ from the primary's`,
+        {
+          source: this.settings.name,
+          primaryHash: p.hash,
+          replicaHash,
+          atLsn: p.walLsn,
+          whatToDo: `pgferry resync ${this.settings.name} --config <server.yaml>`,
+        },
+      );
+    }
+    for (const w of this.schemaWaiters.splice(0)) w();
   }
 
   private async openApplier(conn: Conn, applied: Lsn): Promise<void> {
@@ -202,6 +282,7 @@ export class SourceReplicator {
     });
     this.st.appliedLsn = formatLsn(applied);
     this.st.phase = 'streaming';
+    await this.client.query('UPDATE pgferry.state SET app_version = $1 WHERE id = 1', [this.appVersion]);
   }
 
   private need<T>(v: T | null, what: string): T {
@@ -216,15 +297,34 @@ export class SourceReplicator {
     switch (m.tag) {
       case 'start': {
         await this.cleanup();
-        const replica = await this.replicaSummary();
-        if (replica && replica.systemIdentifier === m.systemIdentifier)
-          await this.openApplier(conn, parseLsn(replica.appliedLsn));
+        this.appVersion = m.appVersion;
+        const state = await this.replicaState();
         this.log.info('agent connected', {
           source: this.settings.name,
           systemIdentifier: m.systemIdentifier,
-          replica: replica ? `${replica.systemIdentifier} at ${replica.appliedLsn}` : 'none',
+          replica: state ? `${state.systemIdentifier} at ${state.appliedLsn}` : 'none',
           slot: m.slot.exists ? `exists, confirmed ${m.slot.confirmedFlushLsn}` : 'missing',
         });
+        if (state?.resyncRequestedAt) {
+          this.log.warn('a full resync was requested: the agent makes a fresh copy', {
+            source: this.settings.name,
+          });
+          await conn.send({ tag: 'welcome', replica: null, resync: true });
+          return;
+        }
+        if (state?.pausedAt) {
+          const err = new PgferryError(
+            'SOURCE_PAUSED',
+            `replication of ${this.settings.name} is paused since ${state.pausedAt.toISOString()}: ${state.pausedError}`,
+          );
+          await conn.end({ tag: 'error', code: err.code, message: `${err.message}; ${err.hint}` });
+          return;
+        }
+        if (state && state.systemIdentifier === m.systemIdentifier)
+          await this.openApplier(conn, parseLsn(state.appliedLsn));
+        const replica = state
+          ? { systemIdentifier: state.systemIdentifier, syncId: state.syncId, appliedLsn: state.appliedLsn }
+          : null;
         await conn.send({ tag: 'welcome', replica });
         return;
       }
@@ -246,6 +346,7 @@ export class SourceReplicator {
       case 'syncTableEnd':
         return this.need(this.sync, 'syncTableEnd').endTable();
       case 'syncEnd': {
+        this.st.paused = null;
         const lsn = await this.need(this.sync, 'syncEnd').finish(m.schemaPost, m.sequences);
         this.sync = null;
         this.st.initialCopy = null;
@@ -258,19 +359,32 @@ export class SourceReplicator {
       case 'changes': {
         const a = this.need(this.applier, 'changes');
         await a.apply(m.items);
-        if (a.shouldCommit(conn.pendingFrames > 0)) await a.commitGroup();
+        if (a.shouldCommit(conn.pendingFrames > 0)) {
+          await a.commitGroup();
+          if (this.pendingSchema) await this.checkSchema();
+        }
         return;
       }
       case 'sequences': {
         const a = this.need(this.applier, 'sequences');
         await a.applySequences(m.sequences, a.appliedLsn);
         if (a.shouldCommit(conn.pendingFrames > 0)) await a.commitGroup();
+        if (m.schema) {
+          this.pendingSchema = m.schema;
+          await this.checkSchema();
+        }
         if (m.requestId) this.pendingSequenceRequests.get(m.requestId)?.();
+        return;
+      }
+      case 'schema': {
+        this.pendingSchema = m.schema;
+        await this.checkSchema();
         return;
       }
       case 'advance': {
         const a = this.need(this.applier, 'advance');
         await a.advance(parseLsn(m.lsn));
+        if (this.pendingSchema) await this.checkSchema();
         return;
       }
       case 'heartbeat': {
@@ -279,6 +393,18 @@ export class SourceReplicator {
         this.st.retainedWalBytes = m.retainedWalBytes;
         this.st.closedByAgent = false;
         this.onEvent('heartbeat', this.settings.name);
+        if (this.client && this.applier && !this.applier.inTransaction) {
+          const r = await this.client.query(
+            'SELECT resync_requested_at IS NOT NULL AS asked FROM pgferry.state WHERE id = 1',
+          );
+          if (r.rows[0]?.asked) {
+            this.log.warn(
+              'a full resync was requested: closing the link so the agent reconnects and copies afresh',
+              { source: this.settings.name },
+            );
+            await conn.end({ tag: 'error', code: 'SOURCE_PAUSED', message: 'resync requested; reconnect' });
+          }
+        }
         return;
       }
       case 'close': {

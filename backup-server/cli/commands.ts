@@ -1,6 +1,7 @@
 /** The backup-server-side subcommands, one file each. */
 import type { RegisterCommand } from '../../shared/cli/command';
 import { registerHashPassword } from './hash-password';
+import { registerResync } from './resync';
 import { registerRotate } from './rotate';
 import { registerServer } from './server';
 import { registerSnapshot } from './snapshot';
@@ -10,4 +11,5 @@ export const serverCommands: RegisterCommand[] = [
   registerHashPassword,
   registerSnapshot,
   registerRotate,
+  registerResync,
 ];

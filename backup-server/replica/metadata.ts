@@ -36,6 +36,10 @@ const MIGRATIONS: string[] = [
      reported_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (schema_name, sequence_name)
    );`,
+  `ALTER TABLE pgferry.state
+     ADD COLUMN paused_at timestamptz,
+     ADD COLUMN paused_error text,
+     ADD COLUMN resync_requested_at timestamptz;`,
 ];
 
 export const METADATA_VERSION = MIGRATIONS.length;
@@ -72,6 +76,9 @@ export interface ReplicaState {
   lastCommitTime: Date | null;
   appVersion: string | null;
   schemaHash: string | null;
+  pausedAt: Date | null;
+  pausedError: string | null;
+  resyncRequestedAt: Date | null;
 }
 
 export async function readReplicaState(client: ClientBase): Promise<ReplicaState | null> {
@@ -79,7 +86,9 @@ export async function readReplicaState(client: ClientBase): Promise<ReplicaState
   if (!ns.rowCount) return null;
   const r = await client.query(
     `SELECT source, system_identifier, sync_id, sync_completed_at, applied_lsn::text AS applied_lsn, applied_at,
-            last_commit_time, app_version, schema_hash FROM pgferry.state WHERE id = 1`,
+            last_commit_time, app_version, schema_hash,
+            ${(await hasColumn(client, 'paused_at')) ? 'paused_at, paused_error, resync_requested_at' : 'NULL AS paused_at, NULL AS paused_error, NULL AS resync_requested_at'}
+       FROM pgferry.state WHERE id = 1`,
   );
   if (!r.rowCount) return null;
   const row = r.rows[0];
@@ -93,5 +102,29 @@ export async function readReplicaState(client: ClientBase): Promise<ReplicaState
     lastCommitTime: row.last_commit_time,
     appVersion: row.app_version,
     schemaHash: row.schema_hash,
+    pausedAt: row.paused_at,
+    pausedError: row.paused_error,
+    resyncRequestedAt: row.resync_requested_at,
   };
+}
+
+async function hasColumn(client: ClientBase, column: string): Promise<boolean> {
+  const r = await client.query(
+    `SELECT 1 FROM pg_attribute WHERE attrelid = 'pgferry.state'::regclass AND attname = $1 AND NOT attisdropped`,
+    [column],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Marks the source paused (an unappliable change), in its own transaction. */
+export async function setPaused(client: ClientBase, error: string): Promise<void> {
+  await migrateMetadata(client);
+  await client.query('UPDATE pgferry.state SET paused_at = now(), paused_error = $1 WHERE id = 1', [error]);
+}
+
+/** Asks for a deliberate full resync at the agent's next connection. */
+export async function requestResync(client: ClientBase): Promise<boolean> {
+  await migrateMetadata(client);
+  const r = await client.query('UPDATE pgferry.state SET resync_requested_at = now() WHERE id = 1');
+  return (r.rowCount ?? 0) > 0;
 }

@@ -47,6 +47,8 @@ export const agentConfigSchema = z.object({
   }),
   heartbeat: z.object({ intervalSeconds: z.number().positive().default(5) }).prefault({}),
   sequences: z.object({ intervalSeconds: z.number().positive().default(10) }).prefault({}),
+  /** how often the primary's schema hash is sent for comparison with the replica's */
+  schemaCheck: z.object({ intervalSeconds: z.number().positive().default(60) }).prefault({}),
   maxRetainedWalBytes: bytes.default(8 * 1024 ** 3),
   walCheckIntervalSeconds: z.number().positive().default(10),
   reconnect: z

@@ -71,10 +71,17 @@ export type AgentMessage =
   | { tag: 'syncEnd'; schemaPost: string; sequences: SequenceValue[] }
   | { tag: 'relation'; relation: RelationInfo }
   | { tag: 'changes'; items: Change[] }
-  | { tag: 'sequences'; requestId: string | null; sequences: SequenceValue[] }
+  | { tag: 'sequences'; requestId: string | null; sequences: SequenceValue[]; schema?: SchemaReport }
+  /** the primary's schema hash, read when its WAL was at walLsn */
+  | { tag: 'schema'; schema: SchemaReport }
   | { tag: 'advance'; lsn: string }
   | { tag: 'heartbeat'; sentAt: string; walLsn: string | null; retainedWalBytes: number | null }
   | { tag: 'close'; reason: string };
+
+export interface SchemaReport {
+  hash: string;
+  walLsn: string;
+}
 
 export interface ReplicaSummary {
   systemIdentifier: string;
@@ -85,7 +92,8 @@ export interface ReplicaSummary {
 export type ServerMessage =
   | { tag: 'challenge'; version: number; salt: string; N: number; r: number; p: number; serverNonce: string }
   | { tag: 'authOk'; serverSignature: string }
-  | { tag: 'welcome'; replica: ReplicaSummary | null }
+  /** replica null: make a full copy (`resync` says it was asked for) */
+  | { tag: 'welcome'; replica: ReplicaSummary | null; resync?: boolean }
   | { tag: 'syncReady' }
   | { tag: 'ack'; lsn: string }
   | { tag: 'requestSequences'; requestId: string }
