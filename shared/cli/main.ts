@@ -36,7 +36,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv).then((code) => {
-    process.exitCode = code;
-  });
+  // exit explicitly: a library timer (ftp-srv's passive-port wait, a pg idle socket) must not keep a
+  // stopped daemon alive; on Linux stdout/stderr to pipes and files are written synchronously
+  main(process.argv).then((code) => process.exit(code));
 }
