@@ -92,9 +92,29 @@ export async function listSnapshots(
   return out.sort((a, b) => (a.id === b.id ? a.source.localeCompare(b.source) : a.id < b.id ? 1 : -1));
 }
 
-/** The newest complete snapshot of a source, or null. */
+/** Snapshot folders by name only (no manifest read), newest first: cheap checks before a full listing. */
+export async function listSnapshotIds(
+  dir: string,
+  source?: string,
+): Promise<{ source: string; id: string }[]> {
+  const out: { source: string; id: string }[] = [];
+  for (const s of source ? [source] : await listSources(dir)) {
+    for (const id of await readDirNames(path.join(dir, s))) if (isSnapshotId(id)) out.push({ source: s, id });
+  }
+  return out.sort((a, b) => (a.id === b.id ? a.source.localeCompare(b.source) : a.id < b.id ? 1 : -1));
+}
+
+/** The newest complete snapshot of a source, or null; reads only the manifests it needs. */
 export async function latestSnapshot(dir: string, source: string): Promise<SnapshotInfo | null> {
-  return (await listSnapshots(dir, { source }))[0] ?? null;
+  for (const { id } of await listSnapshotIds(dir, source)) {
+    const p = path.join(dir, source, id);
+    try {
+      return { source, id, path: p, manifest: await readManifest(p) };
+    } catch {
+      // an unreadable folder is reported by listSnapshots; the one before it is the newest usable
+    }
+  }
+  return null;
 }
 
 /** Finds a snapshot by id ("ID" or "SOURCE/ID"); throws SNAPSHOT_NOT_FOUND with what to do next. */

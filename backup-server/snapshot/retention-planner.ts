@@ -52,7 +52,7 @@ export interface PlanInput {
   reserveBytes?: number;
 }
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 
 /** Why `freeBytes` breaks the free-space rule, or null when it holds. */
 export function freeSpaceShortfall(

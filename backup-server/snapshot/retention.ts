@@ -9,11 +9,20 @@ import * as path from 'node:path';
 import type { Logger } from '../../shared/log';
 import { parseSnapshotId } from '../../shared/snapshot/manifest';
 import { formatBytes } from '../../shared/units';
-import { type CatalogProblem, listLeftovers, listSnapshots, removeLeftovers, snapshotFiles } from './catalog';
-import type { DiskProbe } from './disk-probe';
+import {
+  type CatalogProblem,
+  listLeftovers,
+  listSnapshotIds,
+  listSnapshots,
+  removeLeftovers,
+  snapshotFiles,
+} from './catalog';
+import type { DiskProbe, DiskUsage } from './disk-probe';
 import { fsyncPath } from './durable-fs';
 import {
+  DAY_MS,
   type Deletion,
+  freeSpaceShortfall,
   type PlannedSnapshot,
   planRetention,
   type RetentionPolicy,
@@ -67,6 +76,24 @@ export async function deleteSnapshot(dir: string, source: string, id: string): P
   await fs.promises.rm(doomed, { recursive: true, force: true });
 }
 
+/**
+ * A cheap first look from the folder names and one free-space reading: false when no snapshot is past
+ * retentionDays and the free-space rule holds, so that the inodes of every file need not be read.
+ */
+async function mayDelete(opts: RotationOptions, disk: DiskUsage, now: Date): Promise<boolean> {
+  if (freeSpaceShortfall(disk.freeBytes - (opts.reserveBytes ?? 0), disk.totalBytes, opts.policy))
+    return true;
+  if (opts.policy.retentionDays <= 0) return false;
+  const cutoff = now.getTime() - opts.policy.retentionDays * DAY_MS;
+  const seen = new Set<string>();
+  for (const { source, id } of await listSnapshotIds(opts.dir)) {
+    if (!seen.has(source))
+      seen.add(source); // the newest of a source is never deleted
+    else if (parseSnapshotId(id).getTime() < cutoff) return true;
+  }
+  return false;
+}
+
 export async function rotate(opts: RotationOptions): Promise<RotationResult> {
   const now = opts.now ?? (() => new Date());
   const dryRun = opts.dryRun ?? false;
@@ -80,6 +107,19 @@ export async function rotate(opts: RotationOptions): Promise<RotationResult> {
     );
   const problems: CatalogProblem[] = [];
   const first = await opts.probe.measure(opts.dir);
+  if (!(await mayDelete(opts, first, now()))) {
+    return {
+      dryRun,
+      deletions: [],
+      leftovers,
+      freeBytesBefore: first.freeBytes,
+      freeBytesAfter: first.freeBytes,
+      totalBytes: first.totalBytes,
+      shortfall: null,
+      problems,
+      policy: opts.policy,
+    };
+  }
   const planFor = async (disk = first) =>
     planRetention({
       snapshots: await plannedSnapshots(opts.dir, problems),

@@ -61,13 +61,18 @@ export async function checkDestination(dir: string): Promise<void> {
 /** Makes room for `need` bytes before writing, rotating first when that frees enough; else DISK_FULL. */
 async function ensureRoom(
   ctx: RunContext,
-  source: string,
-  need: { bytes: number; basis: string },
+  src: SourceSettings,
+  previous: SnapshotInfo | null,
   rec: RunRecord,
 ) {
   const { dir } = ctx.config.snapshots;
+  const source = src.name;
   const policy = retentionPolicy(ctx.config);
   const disk = await ctx.probe.measure(dir);
+  // the previous snapshot's whole size bounds the need: when even that fits, the replica need not be asked
+  const upperBound = previous?.manifest.totalBytes ?? 0;
+  if (!freeSpaceShortfall(disk.freeBytes - upperBound, disk.totalBytes, policy)) return;
+  const need = await estimateSnapshotBytes(previous, src.replicaUrl);
   if (!freeSpaceShortfall(disk.freeBytes - need.bytes, disk.totalBytes, policy)) return;
   const opts = { dir, policy, probe: ctx.probe, logger: ctx.logger, now: ctx.now, reserveBytes: need.bytes };
   const plan = await rotate({ ...opts, dryRun: true });
@@ -144,7 +149,7 @@ async function snapshotSteps(ctx: RunContext, src: SourceSettings, rec: RunRecor
     ctx.logger.warn('removed a partial folder left by a crash', { path: p });
   const t0 = performance.now();
   const previous = await latestSnapshot(s.dir, src.name);
-  await ensureRoom(ctx, src.name, await estimateSnapshotBytes(previous, src.replicaUrl), rec);
+  await ensureRoom(ctx, src, previous, rec);
   const roomMs = Math.round(performance.now() - t0);
   if (s.hooks.pre) {
     const env = { PGFERRY_HOOK: 'pre', PGFERRY_SOURCE: src.name, PGFERRY_SNAPSHOTS_DIR: s.dir };
