@@ -134,6 +134,12 @@ export async function connectToServer(cfg: AgentConfig): Promise<AgentConn> {
     return conn;
   } catch (e) {
     conn.destroy();
+    if (cfg.server.tls === 'off' && e instanceof PgferryError && e.code === 'CONNECTION_LOST') {
+      throw new PgferryError(
+        'CONNECTION_LOST',
+        `${e.message} (server.tls is off: if the server runs with TLS, set server.tls.fingerprint to the fingerprint it logs at start)`,
+      );
+    }
     throw e;
   }
 }
