@@ -1,26 +1,50 @@
 /**
- * Builds the whole backup server from its config: replication (listener + replicators), the snapshot
- * service (schedule, rotation; fresh sequences asked of the agents) and the read-only FTP server.
+ * Builds the whole backup server from its config: replication (listener + replicators, source states and
+ * hooks), the snapshot service (schedule, rotation; fresh sequences asked of the agents), the read-only
+ * FTP server, and the loopback HTTP endpoint (/status, /metrics).
  */
 import type { ServerConfig } from '../shared/config/server-config';
 import { PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
+import { RecentLog } from '../shared/recent-log';
+import type { ServerStatusReport } from '../shared/status/report';
+import { type StatusEndpoint, serveStatus } from '../shared/status-http';
 import { SnapshotFtpServer } from './ftp';
 import { BackupServer } from './server';
+import type { DiskProbe } from './snapshot/disk-probe';
 import { SnapshotService } from './snapshot/snapshot-service';
-import { type StatusEndpoint, serveStatus } from '../shared/status-http';
+import { ServerMetrics } from './status/server-metrics';
+import { serverStatus } from './status/server-status';
 
 export interface AssembledServer {
   server: BackupServer;
   snapshots: SnapshotService;
   ftp: SnapshotFtpServer | null;
+  metrics: ServerMetrics;
+  /** the report GET /status answers */
+  status(): Promise<ServerStatusReport>;
+  /** the bound HTTP port once started (null when http.enabled is false) */
+  httpPort(): number | null;
 }
 
-export function assembleServer(config: ServerConfig, log: Logger): AssembledServer {
+export interface AssembleOptions {
+  /** the sink of the process logger (status shows its last 24 h); a fresh one counts nothing */
+  recentLog?: RecentLog;
+  /** free-space readings (tests) */
+  probe?: DiskProbe;
+}
+
+export function assembleServer(
+  config: ServerConfig,
+  log: Logger,
+  opts: AssembleOptions = {},
+): AssembledServer {
+  const startedAt = Date.now();
   const server = new BackupServer(config, log);
   const snapshots = new SnapshotService({
     config,
     logger: log.child({ part: 'snapshots' }),
+    probe: opts.probe,
     refreshSequences: async (source) => {
       const ok = await server.replicators.get(source)?.refreshSequences();
       if (!ok)
@@ -37,19 +61,34 @@ export function assembleServer(config: ServerConfig, log: Logger): AssembledServ
     ftp = f;
     server.addPart({ name: 'ftp', start: () => f.start(), stop: () => f.stop() });
   }
+  const recentLog = opts.recentLog ?? new RecentLog();
+  const metrics = new ServerMetrics();
+  const status = () =>
+    serverStatus({
+      config,
+      server,
+      snapshots,
+      recentLog,
+      startedAt,
+      probe: opts.probe,
+      ftpPort: () => ftp?.port ?? config.ftp.port,
+    });
+  let endpoint: StatusEndpoint | null = null;
   if (config.http.enabled) {
-    let endpoint: StatusEndpoint | null = null;
     server.addPart({
       name: 'http',
       start: async () => {
-        endpoint = await serveStatus(config.http.host, config.http.port, async () => ({
-          sources: server.sourceStatus(),
-          ftpDefaultPassword: config.ftp.enabled && config.ftpDefaultPassword,
-          snapshots: await snapshots.list().catch(() => []),
-        }));
+        endpoint = await serveStatus(config.http.host, config.http.port, status, async () => {
+          metrics.update(await status());
+          return metrics.text();
+        });
+        log.info('status endpoint listening', { url: `http://${config.http.host}:${endpoint.port}/status` });
       },
-      stop: async () => endpoint?.close(),
+      stop: async () => {
+        await endpoint?.close();
+        endpoint = null;
+      },
     });
   }
-  return { server, snapshots, ftp };
+  return { server, snapshots, ftp, metrics, status, httpPort: () => endpoint?.port ?? null };
 }

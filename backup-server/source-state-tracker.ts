@@ -60,21 +60,15 @@ export class SourceStateTracker {
     const m = this.machines.get(source);
     if (!m) return;
     const now = this.now();
-    switch (event) {
-      case 'heartbeat':
-        return this.emit(m.heartbeat(now));
-      case 'message':
-        return this.emit(m.message(now));
-      case 'close':
-        return this.emit(m.close(now));
-      case 'disconnect':
-        // a lost link alone changes nothing: DEAD follows if no heartbeat arrives in time
-        return;
-      default: {
-        const never: never = event;
-        throw new Error(`unknown link event ${String(never)}`);
-      }
-    }
+    const transition =
+      event === 'heartbeat'
+        ? m.heartbeat(now)
+        : event === 'message'
+          ? m.message(now)
+          : event === 'close'
+            ? m.close(now)
+            : null; // a lost link alone changes nothing: DEAD follows if no heartbeat arrives in time
+    this.emit(transition);
   }
 
   /** Runs the DEAD check once (the timer calls it). */

@@ -19,6 +19,8 @@ export interface LogOptions {
   defaultMeta?: Record<string, unknown>;
   /** receives every entry as an object (status keeps the last warnings/errors from it) */
   sink?: (entry: LogEntry) => void;
+  /** where lines go without `file` (default stderr; stdout stays free for command output such as --json) */
+  stream?: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
 export interface LogEntry {
@@ -80,7 +82,13 @@ class SinkTransport extends winston.transports.Stream {
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
-  const human = opts.format === 'human' || (opts.format !== 'json' && process.stderr.isTTY === true);
+  const out = opts.stream ?? process.stderr;
+  const human = opts.format === 'human' || (opts.format !== 'json' && out.isTTY === true);
+  const lineFormat = !human
+    ? winston.format.json()
+    : out.isTTY
+      ? winston.format.combine(winston.format.colorize(), humanFormat)
+      : humanFormat;
   const base = winston.format.combine(winston.format.timestamp(), redactFormat());
   const transports: winston.transport[] = [];
   if (opts.file) {
@@ -93,13 +101,13 @@ export function createLogger(opts: LogOptions = {}): Logger {
         format: winston.format.json(),
       }),
     );
+  } else if (opts.stream) {
+    transports.push(new winston.transports.Stream({ stream: opts.stream, format: lineFormat }));
   } else {
     transports.push(
       new winston.transports.Console({
         stderrLevels: ['error', 'warn', 'info', 'debug', 'verbose', 'silly'],
-        format: human
-          ? winston.format.combine(winston.format.colorize(), humanFormat)
-          : winston.format.json(),
+        format: lineFormat,
       }),
     );
   }

@@ -1,6 +1,6 @@
 /**
  * The local HTTP endpoint of a running server or agent (loopback by default): GET /status gives the
- * status JSON. Read by `pgferry status`.
+ * status JSON (read by `pgferry status`), GET /metrics the Prometheus text when the process has metrics.
  */
 import * as http from 'node:http';
 
@@ -9,12 +9,30 @@ export interface StatusEndpoint {
   close(): Promise<void>;
 }
 
+export interface MetricsText {
+  contentType: string;
+  body: string;
+}
+
 export async function serveStatus(
   host: string,
   port: number,
   status: () => Promise<unknown> | unknown,
+  metrics?: () => Promise<MetricsText>,
 ): Promise<StatusEndpoint> {
   const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics' && metrics) {
+      metrics()
+        .then((m) => {
+          res.writeHead(200, { 'content-type': m.contentType });
+          res.end(m.body);
+        })
+        .catch((e: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`# metrics failed: ${String(e)}\n`);
+        });
+      return;
+    }
     if (req.method === 'GET' && req.url === '/status') {
       Promise.resolve()
         .then(status)

@@ -2,9 +2,11 @@
 import type { Command } from 'commander';
 import { loadAgentConfig } from '../../shared/config/agent-config';
 import { createLogger } from '../../shared/log';
+import { RecentLog } from '../../shared/recent-log';
 import { runUntilSignal } from '../../shared/cli/signals';
 import { Agent } from '../agent';
-import { type StatusEndpoint, serveStatus } from '../../shared/status-http';
+import type { StatusEndpoint } from '../../shared/status-http';
+import { serveAgentEndpoint } from '../agent-endpoint';
 
 export function registerAgent(program: Command): void {
   program
@@ -16,14 +18,18 @@ export function registerAgent(program: Command): void {
     .addHelpText('after', '\nExamples:\n  pgferry agent --config /etc/pgferry/agent.yaml\n')
     .action(async (opts: { config: string }) => {
       const config = loadAgentConfig(opts.config);
-      const log = createLogger({ ...config.log, defaultMeta: { role: 'agent', source: config.source.name } });
+      const recentLog = new RecentLog();
+      const log = createLogger({
+        ...config.log,
+        defaultMeta: { role: 'agent', source: config.source.name },
+        sink: recentLog.add,
+      });
       const agent = new Agent(config, log);
       let endpoint: StatusEndpoint | null = null;
       await runUntilSignal(
         log,
         async () => {
-          if (config.http.enabled)
-            endpoint = await serveStatus(config.http.host, config.http.port, () => agent.st);
+          if (config.http.enabled) endpoint = await serveAgentEndpoint(agent, config.http, recentLog);
           agent.start();
         },
         async () => {

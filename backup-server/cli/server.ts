@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadServerConfig } from '../../shared/config/server-config';
 import { createLogger } from '../../shared/log';
+import { RecentLog } from '../../shared/recent-log';
 import { runUntilSignal } from '../../shared/cli/signals';
 import { assembleServer } from '../assemble';
 
@@ -13,8 +14,9 @@ export function registerServer(program: Command): void {
     .addHelpText('after', '\nExamples:\n  pgferry server --config /etc/pgferry/server.yaml\n')
     .action(async (opts: { config: string }) => {
       const config = loadServerConfig(opts.config);
-      const log = createLogger({ ...config.log, defaultMeta: { role: 'server' } });
-      const { server } = assembleServer(config, log);
+      const recentLog = new RecentLog();
+      const log = createLogger({ ...config.log, defaultMeta: { role: 'server' }, sink: recentLog.add });
+      const { server } = assembleServer(config, log, { recentLog });
       await runUntilSignal(
         log,
         () => server.start(),

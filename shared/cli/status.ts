@@ -4,43 +4,26 @@
  * needs attention (listed), 2 cannot tell (process not running or not answering).
  */
 import type { Command } from 'commander';
-import { readYamlFile } from '../config/load';
 import { loadAgentConfig } from '../config/agent-config';
+import { readYamlFile } from '../config/load';
 import { loadServerConfig } from '../config/server-config';
-import { formatBytes } from '../units';
+import { agentAttention, serverAttention } from '../status/attention';
+import { renderAgentStatus, renderServerStatus } from '../status/render';
+import type { AgentStatusReport, ServerStatusReport } from '../status/report';
 import { fetchStatus } from '../status-http';
 
-interface SourceLike {
-  source: string;
-  connected: boolean;
-  closedByAgent: boolean;
-  phase: string;
-  appliedLsn: string | null;
-  lagBytes: number | null;
-  lastCommitTime: string | null;
-  lastError: string | null;
-}
+export const STATUS_EXIT = { ok: 0, attention: 1, cannotTell: 2 } as const;
 
 export function attentionItems(role: 'server' | 'agent', st: Record<string, unknown>): string[] {
-  const items: string[] = [];
-  if (role === 'server') {
-    for (const s of (st.sources as SourceLike[]) ?? []) {
-      if (!s.connected && !s.closedByAgent) items.push(`source ${s.source}: agent not connected`);
-      if (s.lastError) items.push(`source ${s.source}: last error: ${s.lastError}`);
-    }
-    if (st.ftpDefaultPassword) items.push('FTP accepts the default password "backup": set ftp.passwordHash');
-  } else {
-    if (!st.connected) items.push('not connected to the backup server');
-    if (st.slotExists === false)
-      items.push('the replication slot is missing (a full resync follows when connected)');
-    const retained = Number(st.retainedWalBytes ?? 0);
-    const max = Number(st.maxRetainedWalBytes ?? Number.POSITIVE_INFINITY);
-    if (retained > max * 0.5)
-      items.push(
-        `retained WAL ${formatBytes(retained)} is over half of maxRetainedWalBytes (${formatBytes(max)})`,
-      );
-  }
-  return items;
+  return role === 'server'
+    ? serverAttention(st as unknown as ServerStatusReport)
+    : agentAttention(st as unknown as AgentStatusReport);
+}
+
+function looksLike(role: 'server' | 'agent', st: unknown): st is Record<string, unknown> {
+  if (typeof st !== 'object' || st === null) return false;
+  const r = st as Record<string, unknown>;
+  return role === 'server' ? Array.isArray(r.sources) && typeof r.snapshots === 'object' : 'slot' in r;
 }
 
 export function registerStatus(program: Command): void {
@@ -51,42 +34,52 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print JSON')
     .addHelpText(
       'after',
-      '\nExamples:\n  pgferry status --config /etc/pgferry/server.yaml\n  pgferry status --config /etc/pgferry/agent.yaml --json\n',
+      `
+The server answers: per source connected?, state (LIVE/DEAD/CLOSE), applied LSN, lag, last change
+applied; snapshots completed today, the last one, the last run, the next run; the snapshot volume's
+space against minFreeBytes/minFreePercent; errors and warnings logged in the last 24 h.
+The agent answers: connected?, slot, retained WAL against maxRetainedWalBytes, last confirmed LSN.
+
+Examples:
+  pgferry status --config /etc/pgferry/server.yaml
+  pgferry status --config /etc/pgferry/agent.yaml --json
+`,
     )
     .action(async (opts: { config: string; json?: boolean }) => {
       const raw = readYamlFile(opts.config) as Record<string, unknown> | null;
       const role: 'server' | 'agent' = raw && 'sources' in raw ? 'server' : 'agent';
       const http = role === 'server' ? loadServerConfig(opts.config).http : loadAgentConfig(opts.config).http;
-      let st: Record<string, unknown>;
-      try {
-        st = (await fetchStatus(http.host, http.port)) as Record<string, unknown>;
-      } catch (e) {
-        const msg = `cannot tell: the ${role} is not answering on ${http.host}:${http.port} (${(e as Error).message}); is it running?`;
+      let st: unknown;
+      let problem: string | null = null;
+      if (!http.enabled)
+        problem = `cannot tell: http.enabled is false in ${opts.config}; enable it to let status ask the running ${role}`;
+      else {
+        try {
+          st = await fetchStatus(http.host, http.port);
+          if (!looksLike(role, st))
+            problem = `cannot tell: what answers on ${http.host}:${http.port} is not a pgferry ${role}; check http.port`;
+        } catch (e) {
+          problem = `cannot tell: the ${role} is not answering on ${http.host}:${http.port} (${(e as Error).message}); is it running?`;
+        }
+      }
+      if (problem !== null || !looksLike(role, st)) {
+        const msg = problem ?? 'cannot tell';
         if (opts.json) process.stdout.write(`${JSON.stringify({ role, ok: null, error: msg }, null, 2)}\n`);
         else process.stdout.write(`${msg}\n`);
-        process.exitCode = 2;
+        process.exitCode = STATUS_EXIT.cannotTell;
         return;
       }
       const attention = attentionItems(role, st);
-      if (opts.json) {
+      if (opts.json)
         process.stdout.write(
-          `${JSON.stringify({ role, ok: attention.length === 0, attention, ...st }, null, 2)}\n`,
+          `${JSON.stringify({ ...st, role, ok: attention.length === 0, attention }, null, 2)}\n`,
         );
-      } else {
-        process.stdout.write(`pgferry ${role}: ${attention.length ? 'NEEDS ATTENTION' : 'all well'}\n`);
-        for (const a of attention) process.stdout.write(`  ! ${a}\n`);
-        if (role === 'server') {
-          for (const s of (st.sources as SourceLike[]) ?? []) {
-            process.stdout.write(
-              `  source ${s.source}: ${s.connected ? 'connected' : s.closedByAgent ? 'closed by agent' : 'NOT connected'}, ${s.phase}, applied ${s.appliedLsn ?? '-'}, lag ${s.lagBytes === null ? '-' : formatBytes(s.lagBytes)}, last commit ${s.lastCommitTime ?? '-'}\n`,
-            );
-          }
-        } else {
-          process.stdout.write(
-            `  connected: ${st.connected}, phase ${st.phase}, slot ${st.slot} ${st.slotExists ? 'present' : 'MISSING'}, retained WAL ${formatBytes(Number(st.retainedWalBytes ?? 0))} of ${formatBytes(Number(st.maxRetainedWalBytes))}, confirmed ${st.confirmedLsn ?? '-'}\n`,
-          );
-        }
-      }
-      process.exitCode = attention.length ? 1 : 0;
+      else
+        process.stdout.write(
+          role === 'server'
+            ? renderServerStatus(st as unknown as ServerStatusReport, attention)
+            : renderAgentStatus(st as unknown as AgentStatusReport, attention),
+        );
+      process.exitCode = attention.length ? STATUS_EXIT.attention : STATUS_EXIT.ok;
     });
 }
