@@ -191,7 +191,7 @@ async function snapshotSteps(ctx: RunContext, src: SourceSettings, rec: RunRecor
     tablesWritten: written.tablesWritten,
     tablesLinked: written.tablesLinked,
   });
-  if (!written.sequencesFresh)
+  if (!written.sequencesFresh && refresh)
     rec.warnings.push('sequence values are the latest known, not fresh from the agent');
   return written.info;
 }

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Client } from 'pg';
 import { parseLsn } from '../../shared/lsn';
+import type { SnapshotManifest } from '../../shared/snapshot/manifest';
 import { silentLogger } from '../../shared/log';
 import { SnapshotService } from '../../backup-server/snapshot/snapshot-service';
 import {
@@ -21,6 +22,7 @@ import {
 } from '../harness/db';
 import {
   applyChange,
+  capturingLogger,
   cli,
   lsnAt,
   makeConfig,
@@ -114,7 +116,7 @@ describe('snapshot consistency, verification and incremental linking', () => {
     fs.rmSync(stateDir, { recursive: true, force: true });
   });
 
-  const config = () =>
+  const config = (snapshots: Record<string, unknown> = {}) =>
     makeConfig({
       dir,
       stateDir,
@@ -122,7 +124,7 @@ describe('snapshot consistency, verification and incremental linking', () => {
         { name: 'consist', url: consist.url },
         { name: 'incr', url: incr.url },
       ],
-      snapshots: { faultInjection: { tableCopyDelayMs: 40 }, splitTableMinBytes: 0 },
+      snapshots: { faultInjection: { tableCopyDelayMs: 40 }, splitTableMinBytes: 0, ...snapshots },
     });
 
   it('a snapshot taken while the applier writes restores to exactly the replica at the manifest LSN', async () => {
@@ -262,5 +264,48 @@ describe('snapshot consistency, verification and incremental linking', () => {
       columns: ['id', 'val', 'txt', 'extra'],
     });
     expect(out.record.tablesWritten).toBe(1);
+  });
+
+  it('asks the agent for fresh sequence values first and uses the latest known when it does not answer', async () => {
+    const t01 = (m: SnapshotManifest) => m.sequences.find((q) => q.name === 't01_id_seq');
+    const asked: string[] = [];
+    const fresh = new SnapshotService({
+      config: config(),
+      logger: silentLogger(),
+      refreshSequences: async (source) => {
+        asked.push(source);
+        await withClient(incr.url, (c) =>
+          c.query(`INSERT INTO pgferry.sequences (schema_name, sequence_name, last_value, is_called)
+                   VALUES ('public', 't01_id_seq', 5000, true) ON CONFLICT (schema_name, sequence_name)
+                   DO UPDATE SET last_value = excluded.last_value`),
+        );
+      },
+    });
+    const a = await fresh.createSnapshot('incr');
+    expect(asked).toEqual(['incr']);
+    expect(t01(a.snapshot!.manifest)).toEqual({
+      schema: 'public',
+      name: 't01_id_seq',
+      value: '5000',
+      isCalled: true,
+    });
+    expect(a.record.warnings).toEqual([]);
+
+    const { logger, entries: log } = capturingLogger();
+    const away = new SnapshotService({
+      config: config({ sequenceRefreshTimeoutSeconds: 0.2 }),
+      logger,
+      refreshSequences: () => new Promise<void>(() => undefined),
+    });
+    const b = await away.createSnapshot('incr');
+    expect(b.record.status).toBe('ok');
+    expect(b.record.warnings).toEqual(['sequence values are the latest known, not fresh from the agent']);
+    expect(log).toContainEqual(
+      expect.objectContaining({
+        message: 'could not get fresh sequence values from the agent; using the latest known ones',
+        error: 'no answer within 0.2 s',
+      }),
+    );
+    expect(t01(b.snapshot!.manifest)?.value).toBe('5000');
   });
 });

@@ -80,7 +80,7 @@ describe('snapshot rotation', () => {
   }
 
   it('age retention deletes old snapshots and keeps the newest even when it is older than retentionDays', async () => {
-    const dir = tempDir('age');
+    const dir = fs.mkdtempSync(path.join(root, 'age-'));
     const opts = { dir, stateDir: path.join(dir, '.state'), snapshots: { retentionDays: 30 } };
     const T = Date.parse('2026-06-01T03:00:00Z');
     const clock = { now: T - 20 * DAY };
@@ -109,7 +109,7 @@ describe('snapshot rotation', () => {
   });
 
   it('rotate --dry-run prints what it would delete and why, and deletes nothing', async () => {
-    const dir = tempDir('dry');
+    const dir = fs.mkdtempSync(path.join(root, 'dry-'));
     const opts = { dir, stateDir: path.join(dir, '.state') };
     const clock = { now: Date.now() - 3 * DAY };
     const taking = serviceAt(clock, opts);
@@ -156,7 +156,7 @@ describe('snapshot rotation', () => {
   });
 
   it('below the free-space thresholds rotation deletes the oldest of any source until only the newest are left', async () => {
-    const dir = tempDir('free');
+    const dir = fs.mkdtempSync(path.join(root, 'free-'));
     const opts = { dir, stateDir: path.join(dir, '.state') };
     const clock = { now: Date.now() };
     const taking = serviceAt(clock, opts);
