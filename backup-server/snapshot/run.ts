@@ -200,12 +200,17 @@ export async function runSnapshot(
   ctx: RunContext,
   src: SourceSettings,
   trigger: RunRecord['trigger'],
+  /** when set, the run is recorded as skipped for this reason (e.g. the server is stopping) */
+  skip?: string,
 ): Promise<RunOutcome> {
   const s = ctx.config.snapshots;
   const rec = newRecord(src.name, trigger, ctx.now());
   let snapshot: SnapshotInfo | null = null;
   const log = ctx.logger.child({ source: src.name, trigger });
-  if (trigger === 'schedule' && !src.snapshotsEnabled) {
+  if (skip) {
+    rec.status = 'skipped';
+    rec.error = skip;
+  } else if (trigger === 'schedule' && !src.snapshotsEnabled) {
     rec.status = 'skipped';
     rec.error = 'snapshots are switched off for this source (snapshots.enabled)';
   } else if (trigger === 'schedule' && !isInsideWindow(ctx.now(), s.maintenanceWindow, s.timezone)) {

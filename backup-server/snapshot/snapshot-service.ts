@@ -32,6 +32,8 @@ export class SnapshotService {
   private readonly mutex = new Mutex();
   private readonly runHistory: RunHistory;
   private scheduler: SnapshotScheduler | null = null;
+  /** scheduled runs still queued behind the mutex when stop() is called are skipped */
+  private stopping = false;
 
   constructor(private readonly opts: SnapshotServiceOptions) {
     this.runHistory = new RunHistory(opts.config.stateDir, opts.config.snapshots.historySize);
@@ -75,6 +77,7 @@ export class SnapshotService {
         },
         src,
         trigger,
+        this.stopping && trigger === 'schedule' ? 'the server was stopping' : undefined,
       ),
     );
   }
@@ -143,6 +146,7 @@ export class SnapshotService {
 
   startSchedule(): void {
     if (this.scheduler) return;
+    this.stopping = false;
     const s = this.config.snapshots;
     this.scheduler = new SnapshotScheduler({
       sources: this.config.sourceSettings.map((x) => ({ source: x.name, schedule: x.schedule })),
@@ -160,6 +164,7 @@ export class SnapshotService {
 
   /** Stops the schedule and waits for a run in progress. */
   async stop(): Promise<void> {
+    this.stopping = true;
     const s = this.scheduler;
     this.scheduler = null;
     await s?.stop();
