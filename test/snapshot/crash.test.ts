@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { silentLogger } from '../../shared/log';
+import { RunLock } from '../../backup-server/snapshot/run-lock';
 import { SnapshotService } from '../../backup-server/snapshot/snapshot-service';
 import { waitFor } from '../harness/db';
 import {
@@ -101,6 +102,23 @@ describe('a snapshot killed midway', () => {
     await service.start();
     await service.stop();
     expect(entries(dir, 'crash').filter((e) => e.startsWith('.'))).toEqual([]);
+    expect(fs.existsSync(path.join(stateDir, 'snapshot-run.lock'))).toBe(false);
+  });
+
+  it('refuses to run while another live process holds the run lock, naming it', async () => {
+    const lock = RunLock.acquire(stateDir, 'a snapshot of crash (other process)');
+    try {
+      const service = new SnapshotService({ config: makeConfig(options(0)), logger: silentLogger() });
+      const before = entries(dir, 'crash');
+      const busy = await service.createSnapshot('crash');
+      expect(busy.record).toMatchObject({ status: 'failed', errorCode: 'SNAPSHOT_BUSY' });
+      expect(busy.record.error).toContain(
+        `a snapshot of crash (other process) is already running in process ${process.pid}`,
+      );
+      expect(entries(dir, 'crash')).toEqual(before);
+    } finally {
+      lock.release();
+    }
     expect(fs.existsSync(path.join(stateDir, 'snapshot-run.lock'))).toBe(false);
   });
 });
