@@ -165,7 +165,8 @@ export class ChangeStream {
     } finally {
       if (this.timer) clearInterval(this.timer);
       this.timer = null;
-      await service.destroy().catch(() => undefined);
+      // stop(), not destroy(): our error listener must outlive the connection (a late FATAL would crash)
+      await service.stop().catch(() => undefined);
       this.service = null;
     }
     const err = this.failure ?? errored;

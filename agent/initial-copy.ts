@@ -89,6 +89,7 @@ export async function runInitialCopy(
     replication: 'database',
   };
   const repl = new Client(replConfig);
+  repl.on('error', () => undefined); // failures surface on the next query
   let copier: Client | null = null;
   try {
     await dropSlot(admin, o.slot);

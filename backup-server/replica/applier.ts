@@ -7,11 +7,20 @@
  * it streams (statements are flushed every `maxBatchBytes`), so memory stays bounded.
  */
 import type { ClientBase } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { PgferryError } from '../../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../../shared/lsn';
 import type { Change, RelationInfo, SequenceValue, Value } from '../../shared/protocol/messages';
 import { ddlStatements } from './ddl-statements';
 import { qualifiedName, quoteLiteral, RelationSql } from './sql';
+
+/** runs of at least this many inserts into one table go in by COPY, shorter ones as one multi-row INSERT */
+const COPY_MIN_ROWS = 50;
+
+interface CopyOp {
+  copy: string;
+  data: string;
+}
 
 /** the primary's DDL capture table (see agent/ddl-capture.ts): its inserts are replayed, not stored */
 const DDL_SCHEMA = 'pgferry';
@@ -36,7 +45,7 @@ export interface ApplierStats {
 export class Applier {
   private readonly relations = new Map<number, RelationSql>();
   private applied: Lsn;
-  private sql: string[] = [];
+  private sql: (string | CopyOp)[] = [];
   private sqlBytes = 0;
   private groupOpen = false;
   private groupStartedAt = 0;
@@ -47,7 +56,7 @@ export class Applier {
   private inTxn = false;
   private skipTxn = false;
   private insertRel: RelationSql | null = null;
-  private insertTuples: string[] = [];
+  private insertRows: Value[][] = [];
   private fullDeleteRel: RelationSql | null = null;
   private fullDeleteRows: Value[][] = [];
   private fullUpdateRel: RelationSql | null = null;
@@ -144,15 +153,19 @@ export class Applier {
 
   private endInsertRun(): void {
     this.endFullDeleteRun();
-    if (this.insertRel && this.insertTuples.length) {
-      this.push(this.insertRel.insertPrefix + this.insertTuples.join(', '));
+    const r = this.insertRel;
+    const rows = this.insertRows;
+    if (r && rows.length >= COPY_MIN_ROWS) {
+      this.sql.push({ copy: r.copyStatement, data: r.copyText(rows) });
+    } else if (r && rows.length) {
+      this.push(r.insertPrefix + rows.map((v) => r.valuesTuple(v)).join(', '));
     }
     this.insertRel = null;
-    this.insertTuples = [];
+    this.insertRows = [];
   }
 
   async apply(items: Change[]): Promise<void> {
-    const maxRows = this.opts.maxInsertRows ?? 1000;
+    const maxRows = this.opts.maxInsertRows ?? 10_000;
     for (const c of items) {
       switch (c.k) {
         case 'B': {
@@ -173,14 +186,13 @@ export class Applier {
             break;
           }
           const r = this.rel(c.r);
-          if (this.insertRel !== r || this.insertTuples.length >= maxRows) {
+          if (this.insertRel !== r || this.insertRows.length >= maxRows) {
             this.endInsertRun();
             this.insertRel = r;
             this.touch(r);
           }
-          const t = r.valuesTuple(c.v);
-          this.insertTuples.push(t);
-          this.sqlBytes += t.length;
+          this.insertRows.push(c.v);
+          for (const v of c.v) this.sqlBytes += v === null ? 4 : v.length + 4;
           this.stats.rowsApplied++;
           break;
         }
@@ -362,7 +374,7 @@ export class Applier {
     this.sql = [];
     this.sqlBytes = 0;
     this.insertRel = null;
-    this.insertTuples = [];
+    this.insertRows = [];
     this.fullDeleteRel = null;
     this.fullDeleteRows = [];
     this.fullUpdateRel = null;
@@ -379,11 +391,43 @@ export class Applier {
     if (wasOpen) await this.client.query('ROLLBACK').catch(() => undefined);
   }
 
+  /** Sends what is buffered: runs of statements as one multi-statement query, runs of inserts as COPY. */
   private async flushSql(): Promise<void> {
     if (this.sql.length === 0) return;
-    const text = this.sql.join(';\n');
+    const ops = this.sql;
     this.sql = [];
     this.sqlBytes = 0;
+    let text: string[] = [];
+    for (const op of ops) {
+      if (typeof op === 'string') {
+        text.push(op);
+        continue;
+      }
+      if (text.length) await this.runSql(text.join(';\n'));
+      text = [];
+      await this.runCopy(op);
+    }
+    if (text.length) await this.runSql(text.join(';\n'));
+  }
+
+  private async runCopy(op: CopyOp): Promise<void> {
+    try {
+      const stream = this.client.query(copyFrom(op.copy));
+      await new Promise<void>((resolve, reject) => {
+        stream.on('finish', resolve);
+        stream.on('error', reject);
+        stream.end(op.data);
+      });
+    } catch (e) {
+      throw new PgferryError(
+        'APPLY_FAILED',
+        `applying inserts on the replica failed: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
+
+  private async runSql(text: string): Promise<void> {
     try {
       await this.client.query(text);
     } catch (e) {

@@ -14,6 +14,14 @@ export function quoteLiteral(v: Value): string {
   return `'${v.replace(/'/g, "''")}'`;
 }
 
+const COPY_SPECIAL = /[\\\t\n\r]/;
+
+/** Escapes a value for COPY text format: backslash, tab, newline and carriage return. */
+export function copyEscape(v: string): string {
+  if (!COPY_SPECIAL.test(v)) return v;
+  return v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+}
+
 export function qualifiedName(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
@@ -39,6 +47,23 @@ export class RelationSql {
     this.fixed = new Set(info.columns.flatMap((c, i) => (generatedAlways.has(c.name) ? [i] : [])));
     this.full = info.replicaIdentity === 'full';
     this.keyIndexes = info.columns.flatMap((c, i) => (c.key ? [i] : []));
+  }
+
+  get copyStatement(): string {
+    return `COPY ${this.table} (${this.cols.join(', ')}) FROM STDIN`;
+  }
+
+  /** Rows in COPY text format. */
+  copyText(rows: Value[][]): string {
+    let out = '';
+    for (const row of rows) {
+      for (let i = 0; i < row.length; i++) {
+        const v = row[i];
+        out += (i ? '\t' : '') + (v === null ? '\\N' : copyEscape(v));
+      }
+      out += '\n';
+    }
+    return out;
   }
 
   valuesTuple(v: Value[]): string {
