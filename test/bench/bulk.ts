@@ -1,0 +1,98 @@
+/**
+ * Row 3: one transaction inserting <rows> rows on the primary
+ * (`INSERT INTO bulk_t SELECT g, g % 1000, md5(g::text), clock_timestamp() FROM generate_series(1, n) g`),
+ * timed from its commit until the last row is visible on the replica (polled every 50 ms; the rows become
+ * visible at once, at the apply commit). pgferry and the native subscription in alternating runs; the table
+ * is truncated (and the truncate replicated) between runs.
+ */
+import type { Cluster } from '../harness/cluster';
+import { checkpoint, connect, sleep, value } from './bench-env';
+import { roundtrip } from './markers';
+import { type BenchRow, makeRow, median } from './row';
+import type { Replicator } from './stream-setup';
+
+export interface BulkOptions {
+  primary: Cluster;
+  replica: Cluster;
+  reps: Replicator[];
+  runs: number;
+  rows: number;
+  log: (msg: string) => void;
+}
+
+interface BulkRun {
+  insertS: number;
+  visibleS: number;
+  firstS: number;
+}
+
+const epochMs = 'extract(epoch FROM clock_timestamp()) * 1000';
+
+async function runBulk(o: BulkOptions, r: Replicator): Promise<BulkRun> {
+  const c = await connect(r.primaryUrl, 'bench-bulk');
+  const d = await connect(r.replicaUrl, 'bench-bulk-poll');
+  try {
+    await c.query('TRUNCATE bulk_t');
+    await roundtrip(r.primaryUrl, r.replicaUrl);
+    const left = await value(r.replicaUrl, 'SELECT count(*) FROM bulk_t');
+    if (left !== '0')
+      throw new Error(`${r.name}: bulk_t still has ${left} rows on the replica after TRUNCATE`);
+    await checkpoint(o.primary, o.replica);
+    const t0 = Number((await c.query<{ t: string }>(`SELECT ${epochMs} AS t`)).rows[0].t);
+    await c.query(
+      `INSERT INTO bulk_t SELECT g, g % 1000, md5(g::text), clock_timestamp() FROM generate_series(1, ${o.rows}) g`,
+    );
+    const tc = Number((await c.query<{ t: string }>(`SELECT ${epochMs} AS t`)).rows[0].t);
+    let tv = 0;
+    const deadline = Date.now() + 1_800_000;
+    while (!tv) {
+      const q = await d.query<{ t: string }>(`SELECT ${epochMs} AS t FROM bulk_t WHERE id = $1`, [o.rows]);
+      if (q.rows.length) tv = Number(q.rows[0].t);
+      else if (Date.now() > deadline)
+        throw new Error(`${r.name}: the bulk transaction was not applied in 30 min`);
+      else await sleep(50);
+    }
+    const s = await d.query<{ n: string; first: string }>(
+      'SELECT count(*) AS n, extract(epoch FROM min(applied_at)) * 1000 AS first FROM bulk_t',
+    );
+    if (Number(s.rows[0].n) !== o.rows)
+      throw new Error(`${r.name}: the replica has ${s.rows[0].n} bulk rows, want ${o.rows}`);
+    return {
+      insertS: (tc - t0) / 1000,
+      visibleS: (tv - tc) / 1000,
+      firstS: (Number(s.rows[0].first) - tc) / 1000,
+    };
+  } finally {
+    await c.end();
+    await d.end();
+  }
+}
+
+export async function benchBulk(o: BulkOptions): Promise<BenchRow> {
+  const results: Record<Replicator['name'], BulkRun[]> = { pgferry: [], native: [] };
+  for (let run = 1; run <= o.runs; run++) {
+    for (const r of run % 2 ? o.reps : [...o.reps].reverse()) {
+      const x = await runBulk(o, r);
+      results[r.name].push(x);
+      o.log(
+        `bulk run ${run}/${o.runs} ${r.name}: insert ${x.insertS.toFixed(2)} s, commit -> visible ${x.visibleS.toFixed(2)} s, ` +
+          `commit -> first row applied ${x.firstS.toFixed(2)} s`,
+      );
+    }
+  }
+  const runs = (name: Replicator['name'], pick: (x: BulkRun) => number) =>
+    results[name].map((x) => pick(x).toFixed(2)).join('/');
+  return makeRow({
+    name: `bulk: 1 transaction of ${o.rows.toLocaleString('en')} rows, commit -> applied`,
+    unit: 'rows/s',
+    pgferry: o.rows / median(results.pgferry.map((x) => x.visibleS)),
+    peer: o.rows / median(results.native.map((x) => x.visibleS)),
+    peerName: 'native subscription',
+    target: 1,
+    higherIsBetter: true,
+    runs: o.runs,
+    notes:
+      `commit -> visible s: pgferry ${runs('pgferry', (x) => x.visibleS)}, native ${runs('native', (x) => x.visibleS)}; ` +
+      `commit -> first row applied s: pgferry ${runs('pgferry', (x) => x.firstS)}, native ${runs('native', (x) => x.firstS)}`,
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * Rows 2 and 3 share one setup: two equal source databases on the primary (`pgbench -i -s <scale>` plus the
+ * marker table and the bulk table), one replicated by a native subscription and one by pgferry. Both
+ * replicators stay connected for the whole time, so each also pays for skipping the other's WAL, and their
+ * runs can be interleaved.
+ */
+import type { Cluster } from '../harness/cluster';
+import {
+  checkpoint,
+  copySchema,
+  dropDatabase,
+  dropInactiveSlots,
+  freshDatabase,
+  nativeSubscriptionGate,
+  nativeSyncDone,
+  pgbenchInit,
+  sql,
+  value,
+} from './bench-env';
+import { MARKER_DDL, MARKER_REPLICA_DDL, roundtrip } from './markers';
+import type { PgferryRig } from './pgferry-rig';
+
+export const STREAM_SOURCE = 'stream';
+export const PGFERRY_STREAM_DB = 'stream_pgferry';
+const NATIVE_SRC_DB = 'stream_native';
+const NATIVE_REPLICA_DB = 'native_stream';
+
+export const BULK_DDL = 'CREATE TABLE bulk_t (id bigint PRIMARY KEY, a int, b text, c timestamptz)';
+const BULK_REPLICA_DDL = 'ALTER TABLE bulk_t ADD COLUMN applied_at timestamptz DEFAULT clock_timestamp()';
+
+export interface Replicator {
+  name: 'pgferry' | 'native';
+  primaryDb: string;
+  primaryUrl: string;
+  replicaUrl: string;
+}
+
+export async function prepareStreamSources(primary: Cluster, scale: number): Promise<void> {
+  for (const db of [NATIVE_SRC_DB, PGFERRY_STREAM_DB]) {
+    const url = await freshDatabase(primary, db);
+    await pgbenchInit(primary, db, scale);
+    await sql(url, MARKER_DDL);
+    await sql(url, BULK_DDL);
+    await sql(url, 'VACUUM ANALYZE');
+  }
+  await sql(primary.url(NATIVE_SRC_DB), 'CREATE PUBLICATION bench_pub FOR ALL TABLES');
+  await checkpoint(primary);
+}
+
+async function startNative(primary: Cluster, replica: Cluster): Promise<Replicator> {
+  const url = await freshDatabase(replica, NATIVE_REPLICA_DB);
+  await copySchema(primary, NATIVE_SRC_DB, replica, NATIVE_REPLICA_DB);
+  await sql(url, MARKER_REPLICA_DDL);
+  await sql(url, BULK_REPLICA_DDL);
+  await nativeSubscriptionGate.wait();
+  await sql(
+    url,
+    `CREATE SUBSCRIPTION native_stream CONNECTION 'host=127.0.0.1 port=${primary.port} dbname=${NATIVE_SRC_DB} user=postgres' PUBLICATION bench_pub`,
+  );
+  await nativeSyncDone(url, 'native_stream', 600_000);
+  return {
+    name: 'native',
+    primaryDb: NATIVE_SRC_DB,
+    primaryUrl: primary.url(NATIVE_SRC_DB),
+    replicaUrl: url,
+  };
+}
+
+async function startPgferry(primary: Cluster, replica: Cluster, rig: PgferryRig): Promise<Replicator> {
+  for (const suffix of ['', '__sync', '__old'])
+    await dropDatabase(replica, `pgferry_${STREAM_SOURCE}${suffix}`);
+  await dropInactiveSlots(primary, PGFERRY_STREAM_DB);
+  rig.startAgent(STREAM_SOURCE);
+  await rig.initialCopyApplied(STREAM_SOURCE, 600_000);
+  // pgferry's initial copy made the replica's tables; the lag columns are added afterwards (inserts name
+  // their columns, so the default fills)
+  const url = rig.replicaUrl(STREAM_SOURCE);
+  await sql(url, MARKER_REPLICA_DDL);
+  await sql(url, BULK_REPLICA_DDL);
+  return {
+    name: 'pgferry',
+    primaryDb: PGFERRY_STREAM_DB,
+    primaryUrl: primary.url(PGFERRY_STREAM_DB),
+    replicaUrl: url,
+  };
+}
+
+export async function startReplicators(
+  primary: Cluster,
+  replica: Cluster,
+  rig: PgferryRig,
+): Promise<Replicator[]> {
+  const reps = [await startNative(primary, replica), await startPgferry(primary, replica, rig)];
+  for (const r of reps) await roundtrip(r.primaryUrl, r.replicaUrl);
+  return reps;
+}
+
+export async function stopReplicators(primary: Cluster, replica: Cluster, rig: PgferryRig): Promise<void> {
+  await sql(replica.url(NATIVE_REPLICA_DB), 'DROP SUBSCRIPTION IF EXISTS native_stream').catch(
+    () => undefined,
+  );
+  await rig.stopAgent(STREAM_SOURCE);
+  await dropInactiveSlots(primary, PGFERRY_STREAM_DB);
+  await dropDatabase(replica, NATIVE_REPLICA_DB);
+  await dropDatabase(replica, `pgferry_${STREAM_SOURCE}`);
+}
+
+/** Balances and history of the pgbench tables, equal on both sides once the replica caught up. */
+export async function consistent(r: Replicator): Promise<void> {
+  const q = `SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || (SELECT sum(tbalance) FROM pgbench_tellers)
+    || ' ' || (SELECT sum(bbalance) FROM pgbench_branches) || ' ' || (SELECT count(*) FROM pgbench_history)`;
+  const [a, b] = [await value(r.primaryUrl, q), await value(r.replicaUrl, q)];
+  if (a !== b) throw new Error(`${r.name}: the replica differs from the primary: primary ${a}, replica ${b}`);
+}
