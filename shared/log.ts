@@ -1,8 +1,9 @@
 /**
  * The product's logger (winston): JSON lines when not on a TTY (systemd, files), human lines on a TTY,
- * optional size-rotated file. Fields whose name looks like a secret are always redacted.
+ * optional size-rotated file (log-file.ts). Fields whose name looks like a secret are always redacted.
  */
 import winston from 'winston';
+import { RotatingLogFile } from './log-file';
 
 export type Logger = winston.Logger;
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -58,13 +59,16 @@ const redactFormat = winston.format((info) => {
   return info;
 });
 
+const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+
 const humanFormat = winston.format.printf((info) => {
   const { level, message, timestamp, ...rest } = info as unknown as LogEntry;
   const fields = Object.entries(rest)
     .filter(([k]) => typeof k === 'string')
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
-  return `${timestamp} ${level.padEnd(5)} ${message}${fields ? ` ${fields}` : ''}`;
+  const visible = level.replace(ANSI_COLOUR, '').length;
+  return `${timestamp} ${level}${' '.repeat(Math.max(1, 6 - visible))}${message}${fields ? ` ${fields}` : ''}`;
 });
 
 class SinkTransport extends winston.transports.Stream {
@@ -93,11 +97,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
   const transports: winston.transport[] = [];
   if (opts.file) {
     transports.push(
-      new winston.transports.File({
-        filename: opts.file,
-        maxsize: opts.maxFileBytes ?? 50 * 1024 * 1024,
-        maxFiles: opts.maxFiles ?? 5,
-        tailable: true,
+      new winston.transports.Stream({
+        stream: new RotatingLogFile(opts.file, opts.maxFileBytes ?? 50 * 1024 * 1024, opts.maxFiles ?? 5),
         format: winston.format.json(),
       }),
     );

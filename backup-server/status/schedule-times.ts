@@ -85,7 +85,7 @@ function withTask<T>(expression: string, tz: string | undefined, fn: (t: Schedul
  */
 function walk(expression: string, tz: string | undefined, now: number, dir: -1 | 1): number | null {
   const fields = cron.parse(expression);
-  const order = (xs: number[]) => [...xs].sort((a, b) => (a - b) * -dir);
+  const order = (xs: number[]) => [...xs].sort((a, b) => (a - b) * dir);
   const hours = order(fields.hour);
   const minutes = order(fields.minute);
   const seconds = order(fields.second);
