@@ -6,6 +6,7 @@
 import type { Client } from 'pg';
 import { PgferryError } from '../../shared/errors';
 import type { Logger } from '../../shared/log';
+import { sqlFromPgDump } from '../../shared/pg-dump-script';
 
 export interface DumpEntry {
   name: string;
@@ -21,7 +22,6 @@ export interface DumpScript {
   entries: DumpEntry[];
 }
 
-const PSQL_META_LINE = /^\\(un)?restrict\b.*$\n?/gm;
 const HEADER =
   /^--\n-- (?:Data for )?Name: ([^\n]*?); Type: ([^;\n]*); Schema: ([^;\n]*); Owner: [^\n]*\n--\n/gm;
 const SET_LINE = /^SET [a-z_]+ = [^\n]*;$/;
@@ -42,7 +42,7 @@ function splitTrailingSets(body: string): [string, string] {
 }
 
 export function parseDumpScript(text: string): DumpScript {
-  const sql = text.replace(/\r\n/g, '\n').replace(PSQL_META_LINE, '');
+  const sql = sqlFromPgDump(text.replace(/\r\n/g, '\n'));
   const heads = [...sql.matchAll(HEADER)];
   if (heads.length === 0) return { preamble: sql, entries: [] };
   const preamble = sql.slice(0, heads[0].index);

@@ -86,6 +86,7 @@ export async function recover(opts: RecoveryOptions): Promise<RecoveryResult> {
     jobs: opts.jobs,
     logger,
     splitMinBytes: opts.splitMinBytes,
+    signal: opts.signal,
   });
   if (!opts.keepFiles) await fs.promises.rm(dir, { recursive: true, force: true });
   return { snapshot: entry, download, restore, replaced, created: !facts.exists || replaced };

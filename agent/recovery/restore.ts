@@ -26,6 +26,8 @@ export interface RestoreOptions {
   splitMinBytes?: number;
   /** memory for index builds on each connection, e.g. '256MB' */
   maintenanceWorkMem?: string;
+  /** aborting closes the connections: the restore stops with RESTORE_FAILED */
+  signal?: AbortSignal;
 }
 
 export interface RestoreSummary {
@@ -90,7 +92,12 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreSumm
       cause: e,
     });
   }
+  const onAbort = () => {
+    for (const c of clients) c.end().catch(() => undefined);
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    if (opts.signal?.aborted) throw opts.signal.reason;
     const read = (f: string) => fs.promises.readFile(path.join(dir, f), 'utf8');
     logger?.info('restoring the schema (pre-data)', { snapshot: m.id });
     const pre = await runScript(
@@ -142,7 +149,11 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreSumm
       phases: { preData, data, postData, sequences },
       warnings: [...pre.warnings, ...post.warnings],
     };
+  } catch (e) {
+    if (!opts.signal?.aborted) throw e;
+    throw new PgferryError('RESTORE_FAILED', 'the restore was interrupted', { cause: e });
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }
 }

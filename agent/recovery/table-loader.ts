@@ -62,7 +62,7 @@ function gunzipOf(t: TableFile): NodeJS.ReadableStream & zlib.Gunzip {
 
 async function copyOne(c: Client, t: TableFile): Promise<number> {
   const stream = c.query(copyFrom(copySql(t)));
-  await pipeline(fs.createReadStream(t.path, { highWaterMark: 1024 * 1024 }), zlib.createGunzip(), stream);
+  await pipeline(gunzipOf(t), stream);
   return stream.rowCount;
 }
 

@@ -66,6 +66,7 @@ export async function benchRestore(opts: {
     });
 
     const ours: number[] = [];
+    const phases: string[] = [];
     const theirs: number[] = [];
     const fresh = async () => {
       await dropDatabase(cluster, dst);
@@ -75,9 +76,15 @@ export async function benchRestore(opts: {
     const pgferry = async () => {
       await fresh();
       ours.push(
-        await timed(() =>
-          restoreSnapshot({ url: cluster.url(dst), dir: fixture.dir, manifest: fixture.manifest, jobs: 2 }),
-        ),
+        await timed(async () => {
+          const r = await restoreSnapshot({
+            url: cluster.url(dst),
+            dir: fixture.dir,
+            manifest: fixture.manifest,
+            jobs: 2,
+          });
+          phases.push(`${r.phases.data.toFixed(1)}+${r.phases.postData.toFixed(1)}`);
+        }),
       );
     };
     const pgRestore = async () => {
@@ -111,7 +118,7 @@ export async function benchRestore(opts: {
       runs: opts.runs,
       notes:
         `snapshot ${(fixture.manifest.totalBytes / 1e6).toFixed(1)} MB (gzip -1), dump ${(dirBytes(dumpDir) / 1e6).toFixed(1)} MB; ` +
-        `pgferry runs ${ours.map((s) => s.toFixed(2)).join('/')} s, pg_restore ${theirs.map((s) => s.toFixed(2)).join('/')} s; ` +
+        `pgferry runs ${ours.map((s) => s.toFixed(2)).join('/')} s (data+indexes ${phases.join('/')}), pg_restore ${theirs.map((s) => s.toFixed(2)).join('/')} s; ` +
         `SHA-256 check of the snapshot (before a restore, not timed above) ${verify.toFixed(2)} s`,
     });
   } finally {

@@ -23,6 +23,7 @@ import {
   type ManifestTable,
   type SnapshotManifest,
 } from '../../shared/snapshot/manifest';
+import { sqlFromPgDump } from '../../shared/pg-dump-script';
 import { PG_BIN_DIR } from '../harness/cluster';
 
 const run = promisify(execFile);
@@ -65,7 +66,7 @@ async function dumpSection(
     ['--schema-only', `--section=${section}`, '--no-owner', '--exclude-schema=pgferry', `--dbname=${url}`],
     { encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 },
   );
-  const sql = Buffer.from(stdout.toString('latin1').replace(/^\\(un)?restrict\b.*$\n?/gm, ''), 'latin1');
+  const sql = Buffer.from(sqlFromPgDump(stdout.toString('latin1')), 'latin1');
   fs.writeFileSync(file, sql);
   return { file: path.basename(file), bytes: sql.length, sha256: sha256(sql) };
 }

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import winston from 'winston';
 import { LocalSource } from '../../agent/recovery/local-source';
 import { recover } from '../../agent/recovery/recovery';
 import {
@@ -98,5 +100,46 @@ describe('restore', () => {
 
     // the downloaded files are removed after a successful restore
     expect(fs.existsSync(result.download.dir)).toBe(false);
+  });
+
+  it('a restore interrupted midway stops with RESTORE_FAILED, and a rerun with --force replaces the partial target', async () => {
+    const target = backup.url(targetDb);
+    const stop = new AbortController();
+    const logger = winston.createLogger({
+      transports: [
+        new winston.transports.Stream({
+          stream: new Writable({
+            objectMode: true,
+            write(info: { message: string }, _enc, cb) {
+              if (info.message.startsWith('loading')) stop.abort(new Error('operator pressed Ctrl-C'));
+              cb();
+            },
+          }),
+        }),
+      ],
+    });
+    const interrupted = recover({
+      src: new LocalSource(root),
+      latest: true,
+      target,
+      force: true,
+      workDir: work,
+      logger,
+      signal: stop.signal,
+    });
+    await expect(interrupted).rejects.toThrow('the restore was interrupted');
+    const partial = await userTables(target);
+    expect(partial.length).toBeGreaterThan(0);
+    const again = await recover({
+      src: new LocalSource(root),
+      latest: true,
+      target,
+      force: true,
+      workDir: work,
+    });
+    expect(again.replaced).toBe(true);
+    expect(again.download.filesKept).toBe(fixture.manifest.tables.length + 2);
+    for (const t of await userTables(primary.url(sourceDb)))
+      expect(await tableHash(target, t)).toEqual(await tableHash(primary.url(sourceDb), t));
   });
 });
