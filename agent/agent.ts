@@ -12,6 +12,7 @@ import { formatLsn, parseLsn } from '../shared/lsn';
 import type { Change, SchemaReport } from '../shared/protocol/messages';
 import { ChangeStream, type StreamEvent } from './change-stream';
 import { type DdlMode, installDdlCapture, schemaHash } from './ddl-capture';
+import { closeQuietly } from '../shared/pg-close';
 import { runInitialCopy } from './initial-copy';
 import { type AgentConn, connectToServer } from './link';
 import {
@@ -105,7 +106,7 @@ export class Agent {
     await this.stream?.stop();
     if (conn) await conn.end();
     await this.running?.catch(() => undefined);
-    await this.monitor?.end().catch(() => undefined);
+    await closeQuietly(this.monitor);
     this.monitor = null;
   }
 
@@ -175,7 +176,7 @@ export class Agent {
       slot = await slotInfo(primary, this.cfg.source.slot);
       appVersion = await readAppVersion(primary, this.cfg.source, this.log);
     } finally {
-      await primary.end().catch(() => undefined);
+      await closeQuietly(primary);
     }
     const conn = await connectToServer(this.cfg);
     this.conn = conn;
@@ -396,7 +397,7 @@ export class Agent {
       }
     } catch (e) {
       this.log.warn('could not check the primary', { error: describeError(e) });
-      await this.monitor?.end().catch(() => undefined);
+      await closeQuietly(this.monitor);
       this.monitor = null;
     }
   }

@@ -3,7 +3,8 @@
  *
  * Acknowledgement rules (they live here and nowhere else):
  * - auto-acknowledge is off and its timer is disabled (`timeoutSeconds: 0`): the library never confirms by itself;
- * - the slot is confirmed only through `confirm(lsn)`, called with what the backup server durably applied;
+ * - the slot is confirmed only through `confirm(lsn)`, called with what the backup server durably applied
+ *   (reported exactly, see `reported`);
  * - keepalives are answered with that same durable LSN, and it is re-sent every few seconds so the walsender
  *   never times out while the stream is paused by back-pressure;
  * - every (re)start passes an explicit start LSN (the server's applied position), never the library's
@@ -14,6 +15,7 @@
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import type { ClientConfig } from 'pg';
 import { PgferryError } from '../shared/errors';
+import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
 import type { Change, RelationInfo, Value } from '../shared/protocol/messages';
 
 export type StreamEvent = { kind: 'relation'; relation: RelationInfo } | { kind: 'change'; change: Change };
@@ -31,6 +33,16 @@ interface PluginInternals {
 interface ServiceInternals {
   _messageQueue: unknown[];
   _processing: boolean;
+}
+
+/**
+ * The library reports `lsn + 1` ("last byte + 1"), but the positions we confirm (commit end, keepalive
+ * end) are already "+1" positions, as in PostgreSQL's own apply worker. Reporting one more would never
+ * equal the walsender's sent position, and a fast shutdown of the primary waits for exactly that equality.
+ */
+function reported(lsn: string): string {
+  const v = parseLsn(lsn);
+  return v > 0n ? formatLsn((v - 1n) as Lsn) : lsn;
 }
 
 /** µs-precision commit time, as text; the library gives a BigInt. */
@@ -147,7 +159,7 @@ export class ChangeStream {
     });
     service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
       const idle = internals._messageQueue.length === 0 && !internals._processing;
-      if (shouldRespond) void service.acknowledge(this.durable).catch(() => undefined);
+      if (shouldRespond) void service.acknowledge(reported(this.durable)).catch(() => undefined);
       handlers.onKeepalive(lsn, idle);
     });
     let errored: Error | null = null;
@@ -155,7 +167,7 @@ export class ChangeStream {
       errored = e;
     });
     this.timer = setInterval(
-      () => void service.acknowledge(this.durable).catch(() => undefined),
+      () => void service.acknowledge(reported(this.durable)).catch(() => undefined),
       this.statusIntervalMs,
     );
     try {
@@ -179,12 +191,12 @@ export class ChangeStream {
   /** Confirms the slot up to `lsn` (durably applied on the backup server). */
   async confirm(lsn: string): Promise<void> {
     this.durable = lsn;
-    await this.service?.acknowledge(lsn).catch(() => undefined);
+    await this.service?.acknowledge(reported(lsn)).catch(() => undefined);
   }
 
   /** Asks the walsender for an immediate keepalive (its current position), without confirming anything new. */
   async ping(): Promise<void> {
-    await this.service?.acknowledge(this.durable, true).catch(() => undefined);
+    await this.service?.acknowledge(reported(this.durable), true).catch(() => undefined);
   }
 
   private fail(e: Error): void {

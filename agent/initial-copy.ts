@@ -17,6 +17,7 @@ import type { Logger } from '../shared/log';
 import type { TableRef } from '../shared/protocol/messages';
 import type { AgentConn } from './link';
 import { connectPrimary, dropSlot, primaryClientConfig, readSequences } from './primary';
+import { closeQuietly } from '../shared/pg-close';
 
 const run = promisify(execFile);
 
@@ -151,8 +152,8 @@ export async function runInitialCopy(
     await conn.send({ tag: 'syncEnd', schemaPost, sequences });
     return { consistentLsn, tables: tables.rowCount ?? 0, bytes, seconds: (Date.now() - started) / 1000 };
   } finally {
-    await copier?.end().catch(() => undefined);
-    await repl.end().catch(() => undefined);
-    await admin.end().catch(() => undefined);
+    await closeQuietly(copier);
+    await closeQuietly(repl);
+    await closeQuietly(admin);
   }
 }

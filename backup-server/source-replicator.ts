@@ -16,6 +16,7 @@ import { connectReplica, databaseExists, recoverSwap, withAdmin } from './replic
 import { InitialSync } from './replica/initial-sync';
 import { migrateMetadata, type ReplicaState, readReplicaState, setPaused } from './replica/metadata';
 import { SCHEMA_HASH_SQL } from '../shared/schema-hash';
+import { closeQuietly } from '../shared/pg-close';
 
 type Conn = FramedConnection<AgentMessage, ServerMessage>;
 
@@ -186,7 +187,7 @@ export class SourceReplicator {
     if (this.st.phase === 'initial-copy') this.st.phase = 'idle';
     await this.applier?.abort().catch(() => undefined);
     this.applier = null;
-    await this.client?.end().catch(() => undefined);
+    await closeQuietly(this.client);
     this.client = null;
   }
 
@@ -203,7 +204,7 @@ export class SourceReplicator {
       this.st.paused = st.pausedAt ? { at: st.pausedAt.toISOString(), error: st.pausedError ?? '' } : null;
       return st;
     } finally {
-      await c.end().catch(() => undefined);
+      await closeQuietly(c);
     }
   }
 
@@ -223,7 +224,7 @@ export class SourceReplicator {
       try {
         await setPaused(c, error);
       } finally {
-        await c.end().catch(() => undefined);
+        await closeQuietly(c);
       }
     } catch (e) {
       this.log.error('could not record the pause in the replica', {
@@ -291,6 +292,16 @@ export class SourceReplicator {
   }
 
   private async handle(conn: Conn, f: Frame<AgentMessage>): Promise<void> {
+    await this.handleMessage(conn, f);
+    // after every frame (heartbeats included): a complete group is committed once no input waits
+    const a = this.applier;
+    if (a?.shouldCommit(conn.pendingFrames > 0)) {
+      await a.commitGroup();
+      if (this.pendingSchema) await this.checkSchema();
+    }
+  }
+
+  private async handleMessage(conn: Conn, f: Frame<AgentMessage>): Promise<void> {
     const m = f.header;
     this.st.lastMessageAt = new Date().toISOString();
     this.onEvent('message', this.settings.name);
@@ -359,10 +370,6 @@ export class SourceReplicator {
       case 'changes': {
         const a = this.need(this.applier, 'changes');
         await a.apply(m.items);
-        if (a.shouldCommit(conn.pendingFrames > 0)) {
-          await a.commitGroup();
-          if (this.pendingSchema) await this.checkSchema();
-        }
         return;
       }
       case 'sequences': {

@@ -388,7 +388,13 @@ export class Applier {
     this.groupTxns = 0;
     this.inTxn = false;
     this.skipTxn = false;
-    if (wasOpen) await this.client.query('ROLLBACK').catch(() => undefined);
+    if (wasOpen) {
+      // a broken connection can leave the query pending forever: bounded
+      await Promise.race([
+        this.client.query('ROLLBACK').catch(() => undefined),
+        new Promise((r) => setTimeout(r, 2000).unref()),
+      ]);
+    }
   }
 
   /** Sends what is buffered: runs of statements as one multi-statement query, runs of inserts as COPY. */

@@ -8,6 +8,7 @@ import { TEXT_SESSION_OPTIONS } from '../../shared/pg-text';
 import { replicaUrlFor } from '../../shared/config/server-config';
 import { quoteIdent } from './sql';
 import { readReplicaState } from './metadata';
+import { closeQuietly } from '../../shared/pg-close';
 
 /** Text values compare and round-trip exactly (same settings as the agent's sessions); commits are durable. */
 const SESSION_OPTIONS = `${TEXT_SESSION_OPTIONS} -c synchronous_commit=on`;
@@ -32,7 +33,7 @@ export async function withAdmin<T>(adminUrl: string, fn: (c: Client) => Promise<
   try {
     return await fn(c);
   } finally {
-    await c.end().catch(() => undefined);
+    await closeQuietly(c);
   }
 }
 
@@ -108,6 +109,6 @@ async function syncComplete(adminUrl: string, name: string): Promise<boolean> {
     const st = await readReplicaState(c);
     return st?.syncCompletedAt != null;
   } finally {
-    await c.end().catch(() => undefined);
+    await closeQuietly(c);
   }
 }

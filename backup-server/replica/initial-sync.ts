@@ -21,6 +21,7 @@ import {
 } from './database';
 import { migrateMetadata } from './metadata';
 import { qualifiedName, quoteLiteral } from './sql';
+import { closeQuietly } from '../../shared/pg-close';
 
 export interface SyncTarget {
   source: string;
@@ -149,7 +150,7 @@ export class InitialSync {
 
   async abort(): Promise<void> {
     this.copy?.destroy();
-    await this.client?.end().catch(() => undefined);
+    await closeQuietly(this.client);
     this.client = null;
   }
 
