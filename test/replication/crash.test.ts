@@ -38,7 +38,10 @@ const startAgent = () => {
 };
 
 beforeAll(async () => {
-  [primary, backup] = await Promise.all([Cluster.create({ name: 'crash-primary' }), Cluster.create({ name: 'crash-backup' })]);
+  [primary, backup] = await Promise.all([
+    Cluster.create({ name: 'crash-primary' }),
+    Cluster.create({ name: 'crash-backup' }),
+  ]);
   primaryUrl = await createDatabase(primary, dbName);
   await pgbenchInit(primary, dbName, 1);
   const dir = tempDir('crash');
