@@ -133,6 +133,11 @@ mkdir -p "$STAGE/dist" "$STAGE/deploy"
 for d in agent backup-server shared package.json; do
   [ ! -e "$FROM/dist/$d" ] || cp -a "$FROM/dist/$d" "$STAGE/dist/"
 done
+# `pgferry demo` runs throwaway PostgreSQL clusters with the test harness; the benchmarks are left out
+if [ -d "$FROM/dist/test/harness" ]; then
+  mkdir -p "$STAGE/dist/test"
+  cp -a "$FROM/dist/test/harness" "$STAGE/dist/test/"
+fi
 cp -a "$FROM/deploy/." "$STAGE/deploy/"
 if [ "$NPM_CI" = 1 ]; then
   (cd "$STAGE" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund) || die "npm ci failed in $STAGE"

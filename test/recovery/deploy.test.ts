@@ -78,7 +78,9 @@ test('install.sh --role agent --test-mode installs the program, a pgferry that r
     expect({ f, present: fs.existsSync(path.join(prefix, f)) }).toEqual({ f, present: true });
   }
   expect(fs.existsSync(path.join(prefix, 'lib/pgferry/node_modules/typescript'))).toBe(false);
-  expect(fs.existsSync(path.join(prefix, 'lib/pgferry/dist/test'))).toBe(false);
+  expect(fs.existsSync(path.join(prefix, 'lib/pgferry/dist/test/bench'))).toBe(false);
+  const help = await sh(path.join(prefix, 'bin/pgferry'), ['recover', '--help']);
+  expect(help.stdout).toMatch(/Examples:/);
   const v = await sh(path.join(prefix, 'bin/pgferry'), ['--version']);
   expect(v.stdout.trim()).toBe(PGFERRY_VERSION);
   expect(r.stdout).toMatch(/systemd unit not installed/);
