@@ -42,6 +42,8 @@ export interface InitialCopyOptions {
   rig: PgferryRig;
   scale: number;
   runs: number;
+  /** one untimed pass of every method first (fresh clusters create their WAL files on first use) */
+  warmup: boolean;
   log: (msg: string) => void;
 }
 
@@ -121,7 +123,7 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
 
   const order: Method[] = ['native', 'dump_pipe', 'pgferry'];
   const times: Record<Method, number[]> = { pgferry: [], native: [], dump_pipe: [] };
-  for (let run = 0; run <= o.runs; run++) {
+  for (let run = o.warmup ? 0 : 1; run <= o.runs; run++) {
     for (const m of run % 2 ? order : [...order].reverse()) {
       const t = await methods[m]();
       log(`initial copy ${run === 0 ? 'warm-up' : `run ${run}/${o.runs}`} ${m}: ${t.toFixed(2)} s`);

@@ -74,7 +74,7 @@ const log = (msg: string) =>
 async function main(): Promise<number> {
   const p = parseArgs(process.argv.slice(2));
   const sizes = p.quick
-    ? { copyScale: 10, streamScale: 10, seconds: 15, warmupSeconds: 5, bulkRows: 200_000, otherScale: 1 }
+    ? { copyScale: 10, streamScale: 10, seconds: 15, warmupSeconds: 0, bulkRows: 200_000, otherScale: 1 }
     : { copyScale: 50, streamScale: 10, seconds: 60, warmupSeconds: 10, bulkRows: 1_000_000, otherScale: 10 };
   const mode = p.quick ? 'quick' : 'full';
   const machine = machineFacts(await pgVersion());
@@ -104,20 +104,23 @@ async function main(): Promise<number> {
       await clusters.replica.destroy().catch(() => undefined);
     }
     clusters = null;
-    fs.rmSync(work, { recursive: true, force: true });
   };
   const onSignal = () => {
     log('interrupted: stopping pgferry and removing the clusters');
-    void cleanup().finally(() => process.exit(130));
+    void cleanup().finally(() => {
+      fs.rmSync(work, { recursive: true, force: true });
+      process.exit(130);
+    });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const section = async (name: string, fn: () => Promise<BenchRow[]>) => {
+  const section = async (name: string, fn: () => Promise<BenchRow[]>): Promise<BenchRow[]> => {
     try {
-      result.rows.push(...(await fn()));
+      return await fn();
     } catch (e) {
       log(`${name} failed: ${(e as Error).stack ?? String(e)}`);
       result.errors.push({ section: name, error: (e as Error).message });
+      return [];
     }
   };
 
@@ -138,17 +141,10 @@ async function main(): Promise<number> {
         profileDir,
       });
       const r = rig;
-      if (p.sections.has('copy')) {
-        await section('initial copy', async () => {
-          log(`initial copy: pgbench -i -s ${sizes.copyScale} on the primary`);
-          await prepareSyncSource(cl.primary, sizes.copyScale);
-          const rows = await benchInitialCopy({ ...cl, rig: r, scale: sizes.copyScale, runs: p.runs, log });
-          await dropDatabase(cl.primary, SYNC_SOURCE);
-          return rows;
-        });
-      }
+      // streaming first: its load also makes the WAL files the copies need (--quick skips the copy warm-up)
+      let streamRows: BenchRow[] = [];
       if (p.sections.has('stream')) {
-        await section('streaming', async () => {
+        streamRows = await section('streaming', async () => {
           log(`streaming: two pgbench -i -s ${sizes.streamScale} sources, native subscription and pgferry`);
           await prepareStreamSources(cl.primary, sizes.streamScale);
           if (p.profile) await sql(cl.replica.url(), 'SELECT pg_stat_statements_reset()');
@@ -166,6 +162,25 @@ async function main(): Promise<number> {
           return rows;
         });
       }
+      if (p.sections.has('copy')) {
+        result.rows.push(
+          ...(await section('initial copy', async () => {
+            log(`initial copy: pgbench -i -s ${sizes.copyScale} on the primary`);
+            await prepareSyncSource(cl.primary, sizes.copyScale);
+            const rows = await benchInitialCopy({
+              ...cl,
+              rig: r,
+              scale: sizes.copyScale,
+              runs: p.runs,
+              warmup: !p.quick,
+              log,
+            });
+            await dropDatabase(cl.primary, SYNC_SOURCE);
+            return rows;
+          })),
+        );
+      }
+      result.rows.push(...streamRows);
       await r.stop();
       for (const role of ['agent', 'server'] as const) {
         result.rows.push(
@@ -186,7 +201,7 @@ async function main(): Promise<number> {
       await cleanup();
     }
     if (p.sections.has('others')) {
-      await section('others', () =>
+      const others = await section('others', () =>
         otherRows({
           scale: sizes.otherScale,
           runs: p.runs,
@@ -197,10 +212,12 @@ async function main(): Promise<number> {
           errors: result.errors,
         }),
       );
+      result.rows.push(...others);
     }
     if (profileDir) result.profile = { ...(result.profile as object), cpu: profileSummary(profileDir, log) };
   } finally {
     await cleanup();
+    fs.rmSync(work, { recursive: true, force: true });
   }
 
   machine.loadAverageAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);

@@ -63,7 +63,7 @@ export async function otherRows(o: OtherOptions): Promise<BenchRow[]> {
     }
   }
   if (typeof ftp !== 'string') {
-    const bytes = o.quick ? 256 * 1024 ** 2 : 1024 ** 3;
+    const bytes = o.quick ? 128 * 1024 ** 2 : 1024 ** 3;
     o.log(`FTP download: ${bytes / 1024 ** 2} MiB, ${o.runs} runs`);
     try {
       add(await ftp({ bytes, runs: o.runs, workDir: o.work }));

@@ -89,7 +89,7 @@ const f2 = (x: number) => x.toFixed(2);
 
 export async function benchTpcb(o: TpcbOptions): Promise<BenchRow[]> {
   const results: Record<Replicator['name'], TpcbRun[]> = { pgferry: [], native: [] };
-  for (const r of o.reps) {
+  for (const r of o.warmupSeconds > 0 ? o.reps : []) {
     await pgbenchRun(o.primary, r.primaryDb, {
       clients: CLIENTS,
       threads: THREADS,
