@@ -1,5 +1,6 @@
 /** The backup-server-side subcommands, one file each. */
 import type { RegisterCommand } from '../../shared/cli/command';
+import { registerDemo } from './demo';
 import { registerHashPassword } from './hash-password';
 import { registerResync } from './resync';
 import { registerRotate } from './rotate';
@@ -12,4 +13,5 @@ export const serverCommands: RegisterCommand[] = [
   registerSnapshot,
   registerRotate,
   registerResync,
+  registerDemo,
 ];
