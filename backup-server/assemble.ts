@@ -46,11 +46,22 @@ export function assembleServer(
     logger: log.child({ part: 'snapshots' }),
     probe: opts.probe,
     refreshSequences: async (source) => {
-      const ok = await server.replicators.get(source)?.refreshSequences();
-      if (!ok)
+      const r = await server.replicators.get(source)?.refreshBeforeSnapshot();
+      if (!r?.fresh) {
         throw new PgferryError(
           'CONNECTION_LOST',
           `the agent of ${source} did not answer; using the latest known sequence values`,
+        );
+      }
+      if (r.schema && !r.schema.equal) {
+        throw new PgferryError(
+          'SCHEMA_MISMATCH',
+          `the replica's schema (hash ${r.schema.replicaHash}) differs from the primary's (hash ${r.schema.primaryHash}) at ${r.schema.atLsn}: this snapshot would not restore the primary's tables`,
+        );
+      }
+      if (!r.schema)
+        throw new Error(
+          'the schema comparison did not complete in time; the snapshot records an unverified schema',
         );
     },
   });

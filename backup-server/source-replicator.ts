@@ -430,8 +430,20 @@ export class SourceReplicator {
 
   /** Asks the agent for fresh sequence values; resolves true once applied, false if the agent is away or slow. */
   async refreshSequences(timeoutMs = 10_000): Promise<boolean> {
+    return (await this.refreshBeforeSnapshot(timeoutMs)).fresh;
+  }
+
+  /**
+   * Before a snapshot: fresh sequence values from the agent, and the primary's schema hash compared with
+   * the replica's once the replica reached the position the hash was read at. `schema` is null when the
+   * comparison could not be made in time (agent away or replica behind).
+   */
+  async refreshBeforeSnapshot(
+    timeoutMs = 10_000,
+  ): Promise<{ fresh: boolean; schema: SourceStatus['schema'] }> {
     const conn = this.conn;
-    if (!conn || conn.isClosed || !this.applier) return false;
+    if (!conn || conn.isClosed || !this.applier) return { fresh: false, schema: null };
+    const deadline = Date.now() + timeoutMs;
     const requestId = randomUUID();
     const answered = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
@@ -444,8 +456,21 @@ export class SourceReplicator {
         resolve(!conn.isClosed);
       });
     });
+    const before = this.st.schema?.checkedAt;
     await conn.send({ tag: 'requestSequences', requestId }).catch(() => undefined);
-    return answered;
+    const fresh = await answered;
+    if (!fresh) return { fresh, schema: null };
+    if (this.pendingSchema) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        this.schemaWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    const schema = this.st.schema && this.st.schema.checkedAt !== before ? this.st.schema : null;
+    return { fresh, schema };
   }
 
   async stop(): Promise<void> {

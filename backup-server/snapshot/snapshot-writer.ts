@@ -82,6 +82,8 @@ async function refreshSequencesWithin(opts: SnapshotWriterOptions): Promise<bool
     await Promise.race([opts.refreshSequences(), timeout]);
     return true;
   } catch (e) {
+    // a replica whose tables differ from the primary's must not become a snapshot: fail the run loudly
+    if (isPgferryError(e, 'SCHEMA_MISMATCH')) throw e;
     opts.logger.warn('could not get fresh sequence values from the agent; using the latest known ones', {
       source: opts.source,
       error: (e as Error).message,
@@ -303,6 +305,7 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
       startedAt: startedAt.toISOString(),
       finishedAt: now().toISOString(),
       schemaHash: state.schemaHash,
+      schemaVerified: sequencesFresh,
       schemaFingerprint: fingerprint,
       schema,
       tables: tablesOut,

@@ -67,6 +67,8 @@ export interface SnapshotManifest {
   startedAt: string;
   finishedAt: string;
   schemaHash: string | null;
+  /** true when, just before this snapshot, the replica's schema hash was compared with the primary's and matched */
+  schemaVerified?: boolean;
   /**
    * fingerprint of the replica's catalogs when the schema was dumped; a later snapshot with the same
    * fingerprint hard-links the schema files instead of running pg_dump again (absent in older manifests)
