@@ -4,63 +4,36 @@
  * it, ALTER COLUMN TYPE, CREATE INDEX (also CONCURRENTLY), RENAME, DROP TABLE — and a daily partition
  * rotation (create tomorrow's partition, detach and drop the oldest) under inserts.
  */
-import type { Agent } from '../../agent/agent';
-import type { BackupServer } from '../../backup-server/server';
 import { SCHEMA_HASH_SQL } from '../../shared/schema-hash';
-import {
-  createDatabase,
-  dropDatabase,
-  query,
-  sharedClusters,
-  uniqueName,
-  waitFor,
-  withClient,
-} from '../harness/db';
+import { query, waitFor, withClient } from '../harness/db';
 import { tablesDiffer, waitUntilEqual } from '../support/compare';
-import {
-  agentConfigFor,
-  memoryLogger,
-  serverConfigFor,
-  startAgentInProcess,
-  startServerInProcess,
-  tempDir,
-} from '../support/pgferry';
+import { type Pair, startPair } from '../support/pair';
 
-const { primary, backup } = sharedClusters();
-const source = { name: 'ddl', password: 'pw-ddl', database: uniqueName('src_ddl') };
-const replicaUrl = backup.url('pgferry_ddl');
+let pair: Pair;
 let primaryUrl: string;
-let server: BackupServer;
-let agent: Agent;
+let replicaUrl: string;
 
 beforeAll(async () => {
-  primaryUrl = await createDatabase(primary, source.database);
-  await query(
-    primaryUrl,
-    `CREATE TABLE base (id serial PRIMARY KEY, v int);
+  pair = await startPair({
+    name: 'ddl',
+    seed: async (url) => {
+      await query(
+        url,
+        `CREATE TABLE base (id serial PRIMARY KEY, v int);
      CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, day date NOT NULL, v text,
                           doubled int GENERATED ALWAYS AS (length(v) * 2) STORED, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
      CREATE TABLE events_d1 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-01-02');
      CREATE TABLE events_d2 PARTITION OF events FOR VALUES FROM ('2026-01-02') TO ('2026-01-03');
      INSERT INTO events (day, v) SELECT '2026-01-01'::date + (g % 2), 'e' || g FROM generate_series(1, 200) g;`,
-  );
-  server = await startServerInProcess(
-    await serverConfigFor(backup, [source], tempDir('ddl')),
-    memoryLogger({ role: 'server' }).log,
-  );
-  agent = startAgentInProcess(
-    agentConfigFor(primary, source, server.port),
-    memoryLogger({ role: 'agent' }).log,
-  );
-  await waitFor('streaming', () => agent.st.phase === 'streaming', 60_000);
-  expect(agent.st.ddlMode).toBe('capture');
+      );
+    },
+  });
+  ({ primaryUrl, replicaUrl } = pair);
+  expect(pair.agent.st.ddlMode).toBe('capture');
 });
 
 afterAll(async () => {
-  await agent?.stop();
-  await server?.stop();
-  await dropDatabase(primary, source.database);
-  await dropDatabase(backup, 'pgferry_ddl');
+  await pair?.stop();
 });
 
 /** a steady write load on `base` while the test changes the schema */

@@ -3,61 +3,32 @@
  * the primary within 5 s of the load stopping; a table without a primary key (pgbench_history) accepts
  * UPDATE and DELETE on the primary and they replicate; every replica sequence is ≥ the max of its column.
  */
-import type { Agent } from '../../agent/agent';
-import type { BackupServer } from '../../backup-server/server';
-import {
-  createDatabase,
-  dropDatabase,
-  query,
-  sharedClusters,
-  uniqueName,
-  waitFor,
-  withClient,
-} from '../harness/db';
+import { query, sharedClusters, waitFor, withClient } from '../harness/db';
 import { tablesDiffer, waitUntilEqual } from '../support/compare';
 import { pgbenchInit, pgbenchRun } from '../support/pgbench';
-import {
-  agentConfigFor,
-  memoryLogger,
-  serverConfigFor,
-  startAgentInProcess,
-  startServerInProcess,
-  tempDir,
-} from '../support/pgferry';
+import { type Pair, startPair } from '../support/pair';
 
-const { primary, backup } = sharedClusters();
-const dbName = uniqueName('src_stream');
-const source = { name: 'stream', password: 'pw-stream', database: dbName };
-const replicaDb = 'pgferry_stream';
-const replicaUrl = backup.url(replicaDb);
+const { primary } = sharedClusters();
+let pair: Pair;
 let primaryUrl: string;
-let server: BackupServer;
-let agent: Agent;
+let replicaUrl: string;
 
 beforeAll(async () => {
-  primaryUrl = await createDatabase(primary, dbName);
-  await pgbenchInit(primary, dbName, 1);
-  await query(
-    primaryUrl,
-    'CREATE TABLE numbered (id serial PRIMARY KEY, v text); CREATE TABLE ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)',
-  );
-  const dir = tempDir('stream');
-  server = await startServerInProcess(
-    await serverConfigFor(backup, [source], dir),
-    memoryLogger({ role: 'server' }).log,
-  );
-  agent = startAgentInProcess(
-    agentConfigFor(primary, source, server.port),
-    memoryLogger({ role: 'agent' }).log,
-  );
-  await waitFor('streaming', () => agent.st.phase === 'streaming', 60_000);
+  pair = await startPair({
+    name: 'stream',
+    seed: async (url) => {
+      await pgbenchInit(primary, new URL(url).pathname.slice(1), 1);
+      await query(
+        url,
+        'CREATE TABLE numbered (id serial PRIMARY KEY, v text); CREATE TABLE ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)',
+      );
+    },
+  });
+  ({ primaryUrl, replicaUrl } = pair);
 });
 
 afterAll(async () => {
-  await agent?.stop();
-  await server?.stop();
-  await dropDatabase(primary, dbName);
-  await dropDatabase(backup, replicaDb);
+  await pair?.stop();
 });
 
 it('replicates a 20 s pgbench load; the replica equals the primary within 5 s after it stops', async () => {
@@ -65,7 +36,7 @@ it('replicates a 20 s pgbench load; the replica equals the primary within 5 s af
     for (let i = 0; i < 200; i++)
       await query(primaryUrl, `INSERT INTO numbered (v) VALUES ('x'); INSERT INTO ident (v) VALUES ('y')`);
   })();
-  const txns = await pgbenchRun(primary, dbName, { clients: 4, seconds: 20 });
+  const txns = await pgbenchRun(primary, new URL(primaryUrl).pathname.slice(1), { clients: 4, seconds: 20 });
   await numbering;
   expect(txns).toBeGreaterThan(1000);
   await waitUntilEqual(primaryUrl, replicaUrl, 5_000);
