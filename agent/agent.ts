@@ -9,6 +9,7 @@ import type { AgentConfig } from '../shared/config/agent-config';
 import { describeError, isPgferryError, PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { formatLsn, parseLsn } from '../shared/lsn';
+import { encodeChanges } from '../shared/protocol/change-codec';
 import type { Change, SchemaReport } from '../shared/protocol/messages';
 import { ChangeStream, type StreamEvent } from './change-stream';
 import { type DdlMode, installDdlCapture, schemaHash } from './ddl-capture';
@@ -284,7 +285,7 @@ export class Agent {
       const items = batch;
       batch = [];
       batchBytes = 0;
-      await conn.send({ tag: 'changes', items });
+      await conn.send({ tag: 'changes', count: items.length }, encodeChanges(items));
     };
     this.log.info('streaming changes', { from });
     const run = stream.run(from, {

@@ -8,6 +8,7 @@ import type { SourceSettings } from '../shared/config/server-config';
 import { describeError, isPgferryError, PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
+import { decodeChanges } from '../shared/protocol/change-codec';
 import type { FramedConnection } from '../shared/protocol/connection';
 import type { Frame } from '../shared/protocol/frame';
 import type { AgentMessage, SchemaReport, ServerMessage } from '../shared/protocol/messages';
@@ -369,7 +370,14 @@ export class SourceReplicator {
         return this.need(this.applier, 'relation').setRelation(m.relation);
       case 'changes': {
         const a = this.need(this.applier, 'changes');
-        await a.apply(m.items);
+        const items = f.body ? decodeChanges(f.body) : [];
+        if (items.length !== m.count) {
+          throw new PgferryError(
+            'PROTOCOL_ERROR',
+            `change batch holds ${items.length} changes, its header says ${m.count}`,
+          );
+        }
+        await a.apply(items);
         return;
       }
       case 'sequences': {

@@ -46,6 +46,7 @@ export class Applier {
   private readonly relations = new Map<number, RelationSql>();
   private applied: Lsn;
   private sql: (string | CopyOp)[] = [];
+  private inflight: Promise<void> = Promise.resolve();
   private sqlBytes = 0;
   private groupOpen = false;
   private groupStartedAt = 0;
@@ -266,7 +267,7 @@ export class Applier {
       }
       if (this.sqlBytes >= (this.opts.maxBatchBytes ?? 1024 * 1024)) {
         this.endInsertRun();
-        await this.flushSql();
+        await this.flushSql(false);
       }
     }
   }
@@ -371,6 +372,8 @@ export class Applier {
 
   /** Throws away an open group (after an error or a lost link); nothing of it was committed. */
   async abort(): Promise<void> {
+    await this.inflight.catch(() => undefined);
+    this.inflight = Promise.resolve();
     this.sql = [];
     this.sqlBytes = 0;
     this.insertRel = null;
@@ -398,11 +401,25 @@ export class Applier {
   }
 
   /** Sends what is buffered: runs of statements as one multi-statement query, runs of inserts as COPY. */
-  private async flushSql(): Promise<void> {
-    if (this.sql.length === 0) return;
-    const ops = this.sql;
-    this.sql = [];
-    this.sqlBytes = 0;
+  /**
+   * Sends what is buffered. Double-buffered: the previous batch must have completed, but this one may
+   * still be running when this returns (the next frame is decoded meanwhile); `wait` waits for it too.
+   * A failure surfaces at the next flush, commit or wait — before anything is reported durable.
+   */
+  private async flushSql(wait = true): Promise<void> {
+    await this.inflight;
+    if (this.sql.length > 0) {
+      const ops = this.sql;
+      this.sql = [];
+      this.sqlBytes = 0;
+      const run = this.runOps(ops);
+      run.catch(() => undefined);
+      this.inflight = run;
+    }
+    if (wait) await this.inflight;
+  }
+
+  private async runOps(ops: (string | CopyOp)[]): Promise<void> {
     let text: string[] = [];
     for (const op of ops) {
       if (typeof op === 'string') {

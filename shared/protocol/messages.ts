@@ -70,7 +70,8 @@ export type AgentMessage =
   | { tag: 'syncTableEnd'; table: TableRef }
   | { tag: 'syncEnd'; schemaPost: string; sequences: SequenceValue[] }
   | { tag: 'relation'; relation: RelationInfo }
-  | { tag: 'changes'; items: Change[] }
+  /** the batch itself is the frame body, in the binary form of change-codec.ts */
+  | { tag: 'changes'; count: number }
   | { tag: 'sequences'; requestId: string | null; sequences: SequenceValue[]; schema?: SchemaReport }
   /** the primary's schema hash, read when its WAL was at walLsn */
   | { tag: 'schema'; schema: SchemaReport }
