@@ -276,7 +276,9 @@ export class SourceReplicator {
   private async openApplier(conn: Conn, applied: Lsn): Promise<void> {
     this.client = await connectReplica(this.settings.replicaUrl, 'pgferry-apply');
     await migrateMetadata(this.client);
-    this.applier = new Applier(this.client, applied, this.applierOptions, (lsn) => {
+    // commits are reported durable only once flushed (see ApplierOptions.asyncCommit)
+    await this.client.query('SET synchronous_commit TO off');
+    this.applier = new Applier(this.client, applied, { ...this.applierOptions, asyncCommit: true }, (lsn) => {
       const text = formatLsn(lsn);
       this.st.appliedLsn = text;
       this.st.lastAppliedAt = new Date().toISOString();

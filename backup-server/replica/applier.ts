@@ -33,6 +33,12 @@ export interface ApplierOptions {
   maxBatchBytes?: number;
   /** rows per multi-row INSERT */
   maxInsertRows?: number;
+  /**
+   * Commit replica transactions without waiting for their WAL flush (as PostgreSQL's own apply worker
+   * does) and report them durable once the replica's flushed WAL passes them. Keeps fsync out of the
+   * apply path; what is reported durable stays exactly what survives a crash of the replica.
+   */
+  asyncCommit?: boolean;
 }
 
 export interface ApplierStats {
@@ -47,6 +53,10 @@ export class Applier {
   private applied: Lsn;
   private sql: (string | CopyOp)[] = [];
   private inflight: Promise<void> = Promise.resolve();
+  /** committed on the replica, waiting for its WAL flush before being reported durable */
+  private readonly pendingAcks: { source: Lsn; replicaWal: bigint }[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private polling = false;
   private sqlBytes = 0;
   private groupOpen = false;
   private groupStartedAt = 0;
@@ -331,7 +341,53 @@ export class Applier {
     this.stats.groupsCommitted++;
     if (this.groupCommitTime)
       this.stats.lastCommitTime = new Date(Number(BigInt(this.groupCommitTime) / 1000n));
-    this.onDurable(end);
+    await this.committed(end);
+  }
+
+  /** A replica commit covering the source up to `end` happened: report it now or once flushed. */
+  private async committed(end: Lsn): Promise<void> {
+    if (!this.opts.asyncCommit) {
+      this.onDurable(end);
+      return;
+    }
+    const r = await this.client.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l');
+    this.pendingAcks.push({ source: end, replicaWal: parseLsn(r.rows[0].l) });
+    this.schedulePoll(0);
+  }
+
+  private schedulePoll(delayMs = 20): void {
+    if (this.flushTimer || this.pendingAcks.length === 0) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      void this.pollFlush();
+    }, delayMs);
+  }
+
+  /** Reports durable every source position whose replica commit is inside the flushed WAL. */
+  private async pollFlush(): Promise<void> {
+    if (this.polling || this.pendingAcks.length === 0) return;
+    this.polling = true;
+    try {
+      const r = await this.client.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l');
+      const flushed = parseLsn(r.rows[0].l);
+      let last: Lsn | null = null;
+      while (this.pendingAcks.length && this.pendingAcks[0].replicaWal <= flushed)
+        last = this.pendingAcks.shift()!.source;
+      if (last !== null) this.onDurable(last);
+    } catch {
+      // the connection broke: nothing more is reported durable; the agent resumes from the replica's state
+      this.pendingAcks.length = 0;
+    } finally {
+      this.polling = false;
+    }
+    this.schedulePoll();
+  }
+
+  /** Stops reporting (the link is gone); unreported commits are found again from the replica's state. */
+  close(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.pendingAcks.length = 0;
   }
 
   /** Nothing to apply up to `lsn` (the source was idle): record the position so the slot can advance. */
@@ -341,7 +397,7 @@ export class Applier {
       `UPDATE pgferry.state SET applied_lsn = '${formatLsn(lsn)}', applied_at = now() WHERE id = 1`,
     );
     this.applied = lsn;
-    this.onDurable(lsn);
+    await this.committed(lsn);
   }
 
   /** Records the primary's sequence values and moves the replica's sequences to them. */
@@ -372,6 +428,7 @@ export class Applier {
 
   /** Throws away an open group (after an error or a lost link); nothing of it was committed. */
   async abort(): Promise<void> {
+    this.close();
     await this.inflight.catch(() => undefined);
     this.inflight = Promise.resolve();
     this.sql = [];
