@@ -26,30 +26,56 @@ import { benchTpcb } from './streaming';
 const SECTIONS = ['copy', 'stream', 'others'] as const;
 type Section = (typeof SECTIONS)[number];
 
-const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--only copy,stream,others] [--profile]
+const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--only copy,stream,others] [--profile] [--set ROLE.KEY=VALUE]...
   --quick     smaller data and shorter loads (scale 10, -T 15, 200k-row bulk): about 3 minutes
   --runs N    measured runs per figure (default 3; the median is reported)
   --only ...  run only these sections: copy (row 1), stream (rows 2-3), others (snapshot, restore, FTP);
               the peak-RSS row needs copy or stream
   --profile   also write V8 CPU profiles of the pgferry processes and read pg_stat_statements on the
               replica, and summarise both (slows pgferry down: for finding causes, not for the table)
+  --set ...   try a config setting of the server or agent instead of its default (value as JSON or text);
+              recorded in the JSON result
 examples:
   npm run build && npm run bench -- --quick
-  npm run bench -- --only stream --profile`;
+  npm run bench -- --only stream --profile
+  npm run bench -- --quick --only stream --set server.replica.maxGroupDelayMs=0`;
 
 interface Params {
   quick: boolean;
   profile: boolean;
   runs: number;
   sections: Set<Section>;
+  overrides: Record<'server' | 'agent', Record<string, unknown>>;
+}
+
+function parseSetting(p: Params, arg: string | undefined): void {
+  const m = /^(server|agent)\.([\w.]+)=(.*)$/.exec(arg ?? '');
+  if (!m)
+    throw new Error(
+      `--set wants server.KEY=VALUE or agent.KEY=VALUE, e.g. server.replica.maxGroupDelayMs=0\n${USAGE}`,
+    );
+  let v: unknown = m[3];
+  try {
+    v = JSON.parse(m[3]);
+  } catch {
+    /* plain text */
+  }
+  p.overrides[m[1] as 'server' | 'agent'][m[2]] = v;
 }
 
 function parseArgs(argv: string[]): Params {
-  const p: Params = { quick: false, profile: false, runs: 3, sections: new Set(SECTIONS) };
+  const p: Params = {
+    quick: false,
+    profile: false,
+    runs: 3,
+    sections: new Set(SECTIONS),
+    overrides: { server: {}, agent: {} },
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') p.quick = true;
     else if (a === '--profile') p.profile = true;
+    else if (a === '--set') parseSetting(p, argv[++i]);
     else if (a === '--runs') {
       p.runs = Number(argv[++i]);
       if (!Number.isInteger(p.runs) || p.runs < 1)
@@ -68,8 +94,13 @@ function parseArgs(argv: string[]): Params {
 }
 
 const started = Date.now();
-const log = (msg: string) =>
-  process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}\n`);
+/** progress lines (per-run figures), also kept in the JSON result */
+const progress: string[] = [];
+const log = (msg: string) => {
+  const line = `[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${msg}`;
+  progress.push(line);
+  process.stderr.write(`${line}\n`);
+};
 
 async function main(): Promise<number> {
   const p = parseArgs(process.argv.slice(2));
@@ -78,14 +109,19 @@ async function main(): Promise<number> {
     : { copyScale: 50, streamScale: 10, seconds: 60, warmupSeconds: 10, bulkRows: 1_000_000, otherScale: 10 };
   const mode = p.quick ? 'quick' : 'full';
   const machine = machineFacts(await pgVersion());
-  process.stdout.write(`${factsHeader(machine, mode)}\n\n`);
+  const tried = Object.entries(p.overrides).flatMap(([role, o]) =>
+    Object.entries(o).map(([k, v]) => `${role}.${k}=${JSON.stringify(v)}`),
+  );
+  process.stdout.write(
+    `${factsHeader(machine, mode)}\n${tried.length ? `settings tried: ${tried.join(' ')}\n` : ''}\n`,
+  );
   const result: BenchResult = {
     mode,
     startedAt: new Date(started).toISOString(),
     finishedAt: '',
     seconds: 0,
     machine,
-    parameters: { runs: p.runs, ...sizes },
+    parameters: { runs: p.runs, ...sizes, settings: p.overrides },
     rows: [],
     skipped: [],
     errors: [],
@@ -139,6 +175,7 @@ async function main(): Promise<number> {
         ],
         dir: path.join(work, 'pgferry'),
         profileDir,
+        overrides: p.overrides,
       });
       const r = rig;
       // streaming first: its load also makes the WAL files the copies need (--quick skips the copy warm-up)
@@ -222,6 +259,7 @@ async function main(): Promise<number> {
 
   machine.loadAverageAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   result.finishedAt = new Date().toISOString();
+  result.log = progress;
   result.seconds = Math.round((Date.now() - started) / 1000);
   process.stdout.write(`${formatTable(result.rows)}\n\n`);
   for (const s of result.skipped) process.stdout.write(`not measured: ${s.section}: ${s.reason}\n`);

@@ -22,11 +22,8 @@ export type Role = 'agent' | 'server';
 /** the built CLI, from dist/test/bench (test/support's spawnCli resolves it from the TypeScript sources) */
 const CLI = path.resolve(__dirname, '../../shared/cli/main.js');
 
-function spawnCli(args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+function spawnCli(args: string[], nodeFlags: string[]): Proc {
+  const child = spawn(process.execPath, [...nodeFlags, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
@@ -46,6 +43,7 @@ export class RssPeaks {
   watch(role: Role, pid: number): void {
     this.live.set(pid, role);
     this.timer ??= setInterval(() => this.sample(), 250);
+    this.timer.unref();
   }
 
   forget(pid: number): void {
@@ -88,6 +86,26 @@ export interface RigOptions {
   dir: string;
   /** write V8 CPU profiles of the server (and agents) here */
   profileDir?: string;
+  /** config settings to try instead of the defaults, e.g. { 'replica.maxGroupDelayMs': 0 } */
+  overrides?: Record<Role, Record<string, unknown>>;
+}
+
+/** Sets `dotted.path` in a config object (creating objects on the way); returns the object. */
+function setPath(obj: Record<string, unknown>, dotted: string, v: unknown): Record<string, unknown> {
+  const keys = dotted.split('.');
+  let at = obj;
+  for (const k of keys.slice(0, -1)) {
+    const next = at[k];
+    at[k] = typeof next === 'object' && next !== null ? { ...(next as Record<string, unknown>) } : {};
+    at = at[k] as Record<string, unknown>;
+  }
+  at[keys[keys.length - 1]] = v;
+  return obj;
+}
+
+function withOverrides(cfg: Record<string, unknown>, o: Record<string, unknown> | undefined) {
+  for (const [k, v] of Object.entries(o ?? {})) setPath(cfg, k, v);
+  return cfg;
 }
 
 const LOG = { level: 'info', format: 'json' };
@@ -109,10 +127,19 @@ export class PgferryRig {
   static async start(o: RigOptions): Promise<PgferryRig> {
     fs.mkdirSync(o.dir, { recursive: true });
     const specs = o.sources.map((s) => ({ name: s.name, password: `pw-${s.name}`, database: s.database }));
-    const cfg = await serverConfigFor(o.replica, specs, o.dir, { log: LOG });
+    const cfg = withOverrides(
+      await serverConfigFor(o.replica, specs, o.dir, { log: LOG }),
+      o.overrides?.server,
+    );
     const port = (cfg.listen as { port: number }).port;
     const rig = new PgferryRig(o, port, writeYaml(o.dir, 'server.yaml', cfg));
-    await rig.startServer();
+    try {
+      await rig.startServer();
+    } catch (e) {
+      const out = rig.logs();
+      await rig.stop();
+      throw new Error(`pgferry server did not start: ${(e as Error).message}\n${out}`);
+    }
     return rig;
   }
 
@@ -121,15 +148,16 @@ export class PgferryRig {
     return this.o.replica.url(`pgferry_${source}`);
   }
 
-  private env(role: Role): NodeJS.ProcessEnv {
-    if (!this.o.profileDir) return {};
+  /** node's own flags for a `role` process (--cpu-prof is not allowed in NODE_OPTIONS) */
+  private nodeFlags(role: Role): string[] {
+    if (!this.o.profileDir) return [];
     const dir = path.join(this.o.profileDir, role);
     fs.mkdirSync(dir, { recursive: true });
-    return { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` };
+    return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
   }
 
   private async startServer(): Promise<void> {
-    const p = spawnCli(['server', '--config', this.serverYaml], this.env('server'));
+    const p = spawnCli(['server', '--config', this.serverYaml], this.nodeFlags('server'));
     this.server = p;
     if (p.child.pid) this.rss.watch('server', p.child.pid);
     await waitForOutput(p, /listening for agents/, 30_000);
@@ -140,14 +168,17 @@ export class PgferryRig {
     if (this.agents.has(source)) throw new Error(`the agent of ${source} is already running`);
     const spec = this.specs.find((s) => s.name === source);
     if (!spec) throw new Error(`unknown source ${source}`);
-    const cfg = agentConfigFor(this.o.primary, spec, this.serverPort, {
-      heartbeat: { intervalSeconds: 5 },
-      sequences: { intervalSeconds: 10 },
-      walCheckIntervalSeconds: 10,
-      log: LOG,
-    });
+    const cfg = withOverrides(
+      agentConfigFor(this.o.primary, spec, this.serverPort, {
+        heartbeat: { intervalSeconds: 5 },
+        sequences: { intervalSeconds: 10 },
+        walCheckIntervalSeconds: 10,
+        log: LOG,
+      }),
+      this.o.overrides?.agent,
+    );
     const yaml = writeYaml(this.o.dir, `agent-${source}.yaml`, cfg);
-    const p = spawnCli(['agent', '--config', yaml], this.env('agent'));
+    const p = spawnCli(['agent', '--config', yaml], this.nodeFlags('agent'));
     if (p.child.pid) this.rss.watch('agent', p.child.pid);
     this.agents.set(source, p);
     return p;
@@ -181,6 +212,13 @@ export class PgferryRig {
       p.kill('SIGKILL');
       await p.exited;
     }
+  }
+
+  /** Process id of the server, or of the running agent of `source`. */
+  pid(role: Role, source = ''): number {
+    const p = role === 'server' ? this.server : this.agents.get(source);
+    if (!p?.child.pid) throw new Error(`no running ${role} ${source}`);
+    return p.child.pid;
   }
 
   /** Output of the server and the running agents, for a failure message. */

@@ -86,12 +86,14 @@ export interface BenchResult {
   finishedAt: string;
   seconds: number;
   machine: MachineFacts;
-  parameters: Record<string, number>;
+  parameters: Record<string, unknown>;
   rows: BenchRow[];
   /** sections that could not run, with why */
   skipped: { section: string; reason: string }[];
   errors: { section: string; error: string }[];
   profile?: unknown;
+  /** the progress lines: every run's own figures */
+  log?: string[];
 }
 
 /** Writes bench-results/<timestamp>.json at the top of the checkout; returns its path. */

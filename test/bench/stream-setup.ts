@@ -17,6 +17,7 @@ import {
   sql,
   value,
 } from './bench-env';
+import { backends, type Stage } from './cpu-usage';
 import { MARKER_DDL, MARKER_REPLICA_DDL, roundtrip } from './markers';
 import type { PgferryRig } from './pgferry-rig';
 
@@ -33,6 +34,8 @@ export interface Replicator {
   primaryDb: string;
   primaryUrl: string;
   replicaUrl: string;
+  /** the processes of its pipeline, for CPU accounting */
+  stages: () => Promise<Stage[]>;
 }
 
 export async function prepareStreamSources(primary: Cluster, scale: number): Promise<void> {
@@ -67,6 +70,18 @@ async function startNative(primary: Cluster, replica: Cluster): Promise<Replicat
     primaryDb: NATIVE_SRC_DB,
     primaryUrl: primary.url(NATIVE_SRC_DB),
     replicaUrl: url,
+    stages: async () => [
+      ...(await backends(
+        primary,
+        'walsender',
+        `backend_type = 'walsender' AND application_name = 'native_stream'`,
+      )),
+      ...(await backends(
+        replica,
+        'apply worker',
+        `backend_type = 'logical replication worker' AND datname = '${NATIVE_REPLICA_DB}'`,
+      )),
+    ],
   };
 }
 
@@ -86,6 +101,20 @@ async function startPgferry(primary: Cluster, replica: Cluster, rig: PgferryRig)
     primaryDb: PGFERRY_STREAM_DB,
     primaryUrl: primary.url(PGFERRY_STREAM_DB),
     replicaUrl: url,
+    stages: async () => [
+      ...(await backends(
+        primary,
+        'walsender',
+        `backend_type = 'walsender' AND application_name = 'pgferry-agent-stream'`,
+      )),
+      { label: 'agent', pid: rig.pid('agent', STREAM_SOURCE) },
+      { label: 'server', pid: rig.pid('server') },
+      ...(await backends(
+        replica,
+        'replica backend',
+        `datname = 'pgferry_${STREAM_SOURCE}' AND application_name LIKE 'pgferry%'`,
+      )),
+    ],
   };
 }
 

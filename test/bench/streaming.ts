@@ -7,6 +7,7 @@
  */
 import type { Cluster } from '../harness/cluster';
 import { checkpoint, now, pgbenchRun, sleep, sql } from './bench-env';
+import { CpuMeter, formatCpu } from './cpu-usage';
 import {
   insertMarker,
   type Lag,
@@ -30,6 +31,8 @@ export interface TpcbOptions {
 }
 
 interface TpcbRun {
+  /** CPU use of each pipeline stage during the load */
+  cpu: string;
   tps: number;
   applyTps: number;
   catchupS: number;
@@ -50,6 +53,7 @@ async function runTpcb(o: TpcbOptions, r: Replicator): Promise<TpcbRun> {
   const watcher = await MarkerWatcher.start(r.replicaUrl, startId, 10);
   const writer = await MarkerWriter.start(r.primaryUrl, 200);
   await sleep(500);
+  const meter = new CpuMeter(await r.stages());
   const wallStart = Date.now();
   const t0 = now();
   const txns = await pgbenchRun(o.primary, r.primaryDb, {
@@ -58,6 +62,7 @@ async function runTpcb(o: TpcbOptions, r: Replicator): Promise<TpcbRun> {
     seconds: o.seconds,
   });
   const loadS = (now() - t0) / 1000;
+  const cpu = formatCpu(meter.read());
   const wallEnd = Date.now();
   await writer.stop();
   const fin = await insertMarker(r.primaryUrl);
@@ -76,6 +81,7 @@ async function runTpcb(o: TpcbOptions, r: Replicator): Promise<TpcbRun> {
   }
   await consistent(r);
   return {
+    cpu,
     tps: txns / loadS,
     applyTps: txns / (loadS + catchupS),
     catchupS,
@@ -104,7 +110,8 @@ export async function benchTpcb(o: TpcbOptions): Promise<BenchRow[]> {
       o.log(
         `streaming run ${run}/${o.runs} ${r.name}: primary ${f1(x.tps)} tps, applied ${f1(x.applyTps)} tps, ` +
           `catch-up ${f2(x.catchupS)} s, lag ms applied_at p50/p99/max ${f2(x.applied.p50)}/${f2(x.applied.p99)}/${f2(x.applied.max)}, ` +
-          `visible ${f2(x.visible.p50)}/${f2(x.visible.p99)}/${f2(x.visible.max)} (${x.applied.n} markers)`,
+          `visible ${f2(x.visible.p50)}/${f2(x.visible.p99)}/${f2(x.visible.max)} (${x.applied.n} markers); ` +
+          `CPU during the load: ${x.cpu}`,
       );
     }
   }

@@ -1,0 +1,55 @@
+/**
+ * CPU seconds each stage of a replication pipeline used during a run, from /proc/<pid>/stat: the primary's
+ * walsender, the agent and server processes (pgferry), and the replica backends that apply. A stage near
+ * one core's worth of the run's time is the bottleneck; stages far below it point at waiting instead.
+ */
+import * as fs from 'node:fs';
+import type { Cluster } from '../harness/cluster';
+import { sql } from './bench-env';
+
+const TICKS_PER_SECOND = 100;
+
+function cpuTicks(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // fields after the command name (which may hold spaces) start at ") "
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]); // utime + stime
+  } catch {
+    return null;
+  }
+}
+
+export interface Stage {
+  label: string;
+  pid: number;
+}
+
+/** Backends of `cluster` matching a pg_stat_activity condition, labelled. */
+export async function backends(cluster: Cluster, label: string, where: string): Promise<Stage[]> {
+  const rows = await sql(cluster.url(), `SELECT pid FROM pg_stat_activity WHERE ${where}`);
+  return rows.map((r, i) => ({ label: rows.length > 1 ? `${label}#${i + 1}` : label, pid: Number(r.pid) }));
+}
+
+export class CpuMeter {
+  private readonly start = new Map<number, number>();
+  private readonly t0 = performance.now();
+
+  constructor(private readonly stages: Stage[]) {
+    for (const s of stages) this.start.set(s.pid, cpuTicks(s.pid) ?? 0);
+  }
+
+  /** "label 1.23 s (45 %)" per stage: CPU seconds since the meter started and the share of one core. */
+  read(): { label: string; seconds: number; percentOfCore: number }[] {
+    const wall = (performance.now() - this.t0) / 1000;
+    return this.stages.map((s) => {
+      const seconds =
+        ((cpuTicks(s.pid) ?? this.start.get(s.pid) ?? 0) - (this.start.get(s.pid) ?? 0)) / TICKS_PER_SECOND;
+      return { label: s.label, seconds, percentOfCore: Math.round((seconds / wall) * 100) };
+    });
+  }
+}
+
+export function formatCpu(xs: { label: string; seconds: number; percentOfCore: number }[]): string {
+  return xs.map((x) => `${x.label} ${x.seconds.toFixed(1)} s (${x.percentOfCore} %)`).join(', ');
+}
