@@ -164,6 +164,17 @@ export class SourceReplicator {
     conn.on('protocolError', (e: unknown) =>
       this.log.warn('protocol error from agent', { source: this.settings.name, error: describeError(e) }),
     );
+    conn.on('arrived', (m: AgentMessage) => {
+      this.st.lastMessageAt = new Date().toISOString();
+      this.onEvent('message', this.settings.name);
+      if (m.tag === 'heartbeat') {
+        this.st.lastHeartbeatAt = this.st.lastMessageAt;
+        this.onEvent('heartbeat', this.settings.name);
+      } else if (m.tag === 'close') {
+        this.st.closedByAgent = true;
+        this.onEvent('close', this.settings.name);
+      }
+    });
     conn.onFrames((f) => this.handle(conn, f));
     void conn.closed.then(async () => {
       try {
@@ -307,7 +318,6 @@ export class SourceReplicator {
   private async handleMessage(conn: Conn, f: Frame<AgentMessage>): Promise<void> {
     const m = f.header;
     this.st.lastMessageAt = new Date().toISOString();
-    this.onEvent('message', this.settings.name);
     switch (m.tag) {
       case 'start': {
         await this.cleanup();
@@ -409,7 +419,6 @@ export class SourceReplicator {
         this.st.primaryWalLsn = m.walLsn;
         this.st.retainedWalBytes = m.retainedWalBytes;
         this.st.closedByAgent = false;
-        this.onEvent('heartbeat', this.settings.name);
         if (this.client && this.applier && !this.applier.inTransaction) {
           const r = await this.client.query(
             'SELECT resync_requested_at IS NOT NULL AS asked FROM pgferry.state WHERE id = 1',
@@ -427,7 +436,6 @@ export class SourceReplicator {
       case 'close': {
         this.st.closedByAgent = true;
         this.log.info('agent announced a clean stop', { source: this.settings.name, reason: m.reason });
-        this.onEvent('close', this.settings.name);
         return;
       }
       default:

@@ -17,6 +17,9 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
   private draining = false;
   private closedFlag = false;
   private closeError: Error | null = null;
+  /** the peer closed while frames were waiting: they are handled, then the connection closes */
+  private peerGone = false;
+  private forced = false;
   readonly closed: Promise<Error | null>;
   private resolveClosed!: (e: Error | null) => void;
   /** bytes written / read, for metrics */
@@ -48,7 +51,7 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
   }
 
   get isClosed(): boolean {
-    return this.closedFlag;
+    return this.closedFlag || this.peerGone;
   }
 
   /** Starts delivering frames (in order, one at a time) to `handler`. */
@@ -96,7 +99,9 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
     clearTimeout(timer);
   }
 
+  /** Closes at once: frames not yet handled are dropped. */
   destroy(err?: Error): void {
+    this.forced = true;
     this.socket.destroy();
     this.fail(err ?? null);
   }
@@ -111,7 +116,12 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
       this.destroy(e as Error);
       return;
     }
-    for (const f of frames) this.queue.push(f as Frame<In>);
+    for (const f of frames) {
+      this.queue.push(f as Frame<In>);
+      // announced on arrival, before handling: liveness and "the peer said it stops" must not wait
+      // behind a handler that is busy with earlier frames
+      this.emit('arrived', (f as Frame<In>).header);
+    }
     if (this.queue.length > 0) {
       this.socket.pause();
       this.emit('queued');
@@ -173,11 +183,27 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
       this.destroy(e instanceof Error ? e : new Error(describeError(e)));
     } finally {
       this.draining = false;
-      if (!this.closedFlag) this.socket.resume();
+      if (this.peerGone && this.queue.length === 0) this.finish(this.closeError);
+      else if (!this.closedFlag && !this.peerGone) this.socket.resume();
     }
   }
 
+  /**
+   * The peer is gone (it closed, or the socket broke). Frames it sent before are still handled — a clean
+   * stop's CLOSE must not be lost behind a busy handler — and then the connection counts as closed.
+   */
   private fail(err: Error | null): void {
+    if (this.closedFlag) return;
+    if (!this.forced && this.handler && (this.queue.length > 0 || this.draining)) {
+      this.peerGone = true;
+      this.closeError ??= err;
+      void this.drain();
+      return;
+    }
+    this.finish(err ?? this.closeError);
+  }
+
+  private finish(err: Error | null): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
     this.closeError = err;
