@@ -132,13 +132,19 @@ export class HookDispatcher {
     const attempts = this.opts.retries + 1;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (this.stopping.signal.aborted) return;
-      const signal = AbortSignal.any([
-        this.stopping.signal,
-        AbortSignal.timeout(this.opts.timeoutSeconds * 1000),
-      ]);
+      // an own controller and timer: AbortSignal.any() holds AbortSignal.timeout() weakly, and a
+      // collected timeout signal never fires (a hanging hook then ran for its full length)
+      const attemptAbort = new AbortController();
+      const timer = setTimeout(() => attemptAbort.abort(), this.opts.timeoutSeconds * 1000);
+      const onStop = () => attemptAbort.abort();
+      this.stopping.signal.addEventListener('abort', onStop, { once: true });
+      const signal = attemptAbort.signal;
       const started = Date.now();
       try {
-        await hook.run(p, signal);
+        await hook.run(p, signal).finally(() => {
+          clearTimeout(timer);
+          this.stopping.signal.removeEventListener('abort', onStop);
+        });
         stats.succeeded++;
         this.log.info('hook ran', {
           hook: hook.kind,
