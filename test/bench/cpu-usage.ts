@@ -53,3 +53,60 @@ export class CpuMeter {
 export function formatCpu(xs: { label: string; seconds: number; percentOfCore: number }[]): string {
   return xs.map((x) => `${x.label} ${x.seconds.toFixed(1)} s (${x.percentOfCore} %)`).join(', ');
 }
+
+/** CPU ticks of `pid` including its reaped children, plus (if `live`) those of its live children. */
+function treeTicks(pid: number, live: boolean): number {
+  let total = 0;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // utime stime cutime cstime
+  } catch {
+    return 0;
+  }
+  if (!live) return total;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === pid) total += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
+}
+
+/** The postmaster's pid of a cluster's data directory. */
+export function postmasterPid(dataDir: string): number {
+  return Number(fs.readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+}
+
+/**
+ * CPU seconds of whole process trees (a cluster's postmaster with every backend and worker, an agent with
+ * its pg_dump, this process with the pg tools it ran) between `start` and `read`. Children that exited
+ * count once their parent reaped them, which a postmaster and node do at once.
+ */
+export class TreeCpuMeter {
+  private readonly start: Map<string, number>;
+  private readonly t0 = performance.now();
+
+  /** label -> the root's pid now (null while it does not exist) and whether its live children count */
+  constructor(private readonly roots: Map<string, { pid: () => number | null; live: boolean }>) {
+    this.start = new Map([...roots].map(([label, r]) => [label, this.ticks(r)]));
+  }
+
+  private ticks(r: { pid: () => number | null; live: boolean }): number {
+    const pid = r.pid();
+    return pid === null ? 0 : treeTicks(pid, r.live);
+  }
+
+  read(): { label: string; seconds: number; percentOfCore: number }[] {
+    const wall = (performance.now() - this.t0) / 1000;
+    return [...this.roots].map(([label, r]) => {
+      const seconds = (this.ticks(r) - (this.start.get(label) ?? 0)) / TICKS_PER_SECOND;
+      return { label, seconds, percentOfCore: Math.round((seconds / wall) * 100) };
+    });
+  }
+}

@@ -27,6 +27,7 @@ import {
   userTables,
   value,
 } from './bench-env';
+import { formatCpu, postmasterPid, TreeCpuMeter } from './cpu-usage';
 import type { PgferryRig } from './pgferry-rig';
 import { type BenchRow, makeRow, median } from './row';
 
@@ -70,12 +71,33 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
     if (got !== want) throw new Error(`initial copy by ${method} is wrong: got ${got}, want ${want}`);
   };
 
+  const clusterRoots = () =>
+    new Map([
+      ['primary cluster', { pid: () => postmasterPid(primary.dataDir), live: true }],
+      ['replica cluster', { pid: () => postmasterPid(replica.dataDir), live: true }],
+    ]);
+  let meter: TreeCpuMeter | null = null;
+  let cpu = '';
+  const startMeter = (m: Method) => {
+    const roots = clusterRoots();
+    if (m === 'dump_pipe') roots.set('pg_dump + pg_restore', { pid: () => process.pid, live: false });
+    if (m === 'pgferry') {
+      roots.set('agent (+ pg_dump)', { pid: () => rig.pidOrNull('agent', SYNC_SOURCE), live: false });
+      roots.set('server', { pid: () => rig.pidOrNull('server'), live: false });
+    }
+    meter = new TreeCpuMeter(roots);
+  };
+  const stopMeter = () => {
+    cpu = meter ? formatCpu(meter.read()) : '';
+  };
+
   const methods: Record<Method, () => Promise<number>> = {
     native: async () => {
       const url = await freshDatabase(replica, NATIVE_DB);
       await copySchema(primary, SYNC_SOURCE, replica, NATIVE_DB);
       await checkpoint(primary, replica);
       await nativeSubscriptionGate.wait();
+      startMeter('native');
       const t0 = now();
       await sql(
         url,
@@ -83,17 +105,21 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
       );
       await nativeSyncDone(url, 'native_sync', 3_600_000);
       const t = (now() - t0) / 1000;
+      stopMeter();
       await verify('native', url);
       await sql(url, 'DROP SUBSCRIPTION native_sync');
+      nativeSubscriptionGate.mark();
       await dropDatabase(replica, NATIVE_DB);
       return t;
     },
     dump_pipe: async () => {
       const url = await freshDatabase(replica, DUMP_DB);
       await checkpoint(primary, replica);
+      startMeter('dump_pipe');
       const t0 = now();
       await dumpPipe(primary, SYNC_SOURCE, replica, DUMP_DB);
       const t = (now() - t0) / 1000;
+      stopMeter();
       await verify('dump_pipe', url);
       await dropDatabase(replica, DUMP_DB);
       return t;
@@ -103,6 +129,7 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
         await dropDatabase(replica, `pgferry_${SYNC_SOURCE}${suffix}`);
       await dropInactiveSlots(primary, SYNC_SOURCE);
       await checkpoint(primary, replica);
+      startMeter('pgferry');
       const t0 = now();
       rig.startAgent(SYNC_SOURCE);
       try {
@@ -111,6 +138,7 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
         throw new Error(`${(e as Error).message}\n${rig.logs()}`);
       }
       const t = (now() - t0) / 1000;
+      stopMeter();
       await rig.stopAgent(SYNC_SOURCE);
       await verify('pgferry', rig.replicaUrl(SYNC_SOURCE));
       await sleep(200);
@@ -124,9 +152,12 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
   const order: Method[] = ['native', 'dump_pipe', 'pgferry'];
   const times: Record<Method, number[]> = { pgferry: [], native: [], dump_pipe: [] };
   for (let run = o.warmup ? 0 : 1; run <= o.runs; run++) {
-    for (const m of run % 2 ? order : [...order].reverse()) {
+    // rotated, so no method follows itself (two subscriptions in a row would meet the launcher's throttle)
+    for (const m of [...order.slice(run % 3), ...order.slice(0, run % 3)]) {
       const t = await methods[m]();
-      log(`initial copy ${run === 0 ? 'warm-up' : `run ${run}/${o.runs}`} ${m}: ${t.toFixed(2)} s`);
+      log(
+        `initial copy ${run === 0 ? 'warm-up' : `run ${run}/${o.runs}`} ${m}: ${t.toFixed(2)} s; CPU ${cpu}`,
+      );
       if (run > 0) times[m].push(t);
     }
   }

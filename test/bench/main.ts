@@ -187,7 +187,9 @@ async function main(): Promise<number> {
           if (p.profile) await sql(cl.replica.url(), 'SELECT pg_stat_statements_reset()');
           const reps = await startReplicators(cl.primary, cl.replica, r);
           const rows = await benchTpcb({ ...cl, reps, runs: p.runs, ...sizes, log });
+          log(`peak RSS so far (after the streaming runs): ${r.rss.describe()}`);
           rows.push(await benchBulk({ ...cl, reps, runs: p.runs, rows: sizes.bulkRows, log }));
+          log(`peak RSS so far (after the bulk runs): ${r.rss.describe()}`);
           if (p.profile) {
             const statements = await statementSummary(cl.replica.url());
             result.profile = { statements };

@@ -72,6 +72,14 @@ export class RssPeaks {
     return this.peak.get(role) ?? 0;
   }
 
+  /** "agent 150 MB, server 180 MB": the peaks so far, for the progress log after each part. */
+  describe(): string {
+    this.sample();
+    return (['agent', 'server'] as const)
+      .map((r) => `${r} ${(this.bytes(r) / 1e6).toFixed(0)} MB`)
+      .join(', ');
+  }
+
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
@@ -216,9 +224,14 @@ export class PgferryRig {
 
   /** Process id of the server, or of the running agent of `source`. */
   pid(role: Role, source = ''): number {
+    const pid = this.pidOrNull(role, source);
+    if (pid === null) throw new Error(`no running ${role} ${source}`);
+    return pid;
+  }
+
+  pidOrNull(role: Role, source = ''): number | null {
     const p = role === 'server' ? this.server : this.agents.get(source);
-    if (!p?.child.pid) throw new Error(`no running ${role} ${source}`);
-    return p.child.pid;
+    return p?.child.pid ?? null;
   }
 
   /** Output of the server and the running agents, for a failure message. */
