@@ -83,6 +83,12 @@ export function postmasterPid(dataDir: string): number {
   return Number(fs.readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
 }
 
+/** a process tree to account: its root's pid now (null while there is none), and whether live children count */
+export interface CpuRoot {
+  pid: () => number | null;
+  live: boolean;
+}
+
 /**
  * CPU seconds of whole process trees (a cluster's postmaster with every backend and worker, an agent with
  * its pg_dump, this process with the pg tools it ran) between `start` and `read`. Children that exited
@@ -92,12 +98,11 @@ export class TreeCpuMeter {
   private readonly start: Map<string, number>;
   private readonly t0 = performance.now();
 
-  /** label -> the root's pid now (null while it does not exist) and whether its live children count */
-  constructor(private readonly roots: Map<string, { pid: () => number | null; live: boolean }>) {
+  constructor(private readonly roots: Map<string, CpuRoot>) {
     this.start = new Map([...roots].map(([label, r]) => [label, this.ticks(r)]));
   }
 
-  private ticks(r: { pid: () => number | null; live: boolean }): number {
+  private ticks(r: CpuRoot): number {
     const pid = r.pid();
     return pid === null ? 0 : treeTicks(pid, r.live);
   }

@@ -27,7 +27,7 @@ import {
   userTables,
   value,
 } from './bench-env';
-import { formatCpu, postmasterPid, TreeCpuMeter } from './cpu-usage';
+import { type CpuRoot, formatCpu, postmasterPid, TreeCpuMeter } from './cpu-usage';
 import type { PgferryRig } from './pgferry-rig';
 import { type BenchRow, makeRow, median } from './row';
 
@@ -72,7 +72,7 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
   };
 
   const clusterRoots = () =>
-    new Map([
+    new Map<string, CpuRoot>([
       ['primary cluster', { pid: () => postmasterPid(primary.dataDir), live: true }],
       ['replica cluster', { pid: () => postmasterPid(replica.dataDir), live: true }],
     ]);
