@@ -29,6 +29,8 @@ import {
 } from './primary';
 
 const BATCH_ITEMS = 2000;
+/** a batch under a steady load is sent at the first commit after this long (latency bound) */
+const MAX_BATCH_DELAY_MS = 2;
 const BATCH_BYTES = 512 * 1024;
 
 export interface AgentStatus {
@@ -277,6 +279,7 @@ export class Agent {
     this.stream = stream;
     let batch: Change[] = [];
     let batchBytes = 0;
+    let batchStartedAt = 0;
     let inTxn = false;
     let lastForwarded = parseLsn(from);
     let lastAdvance = 0;
@@ -296,6 +299,7 @@ export class Agent {
           return;
         }
         const c = ev.change;
+        if (batch.length === 0) batchStartedAt = Date.now();
         batch.push(c);
         if (c.k === 'I' || c.k === 'U') for (const v of c.v) batchBytes += v === null ? 4 : v.length + 4;
         else batchBytes += 32;
@@ -303,7 +307,8 @@ export class Agent {
         if (c.k === 'C') {
           inTxn = false;
           lastForwarded = parseLsn(c.endLsn);
-          if (!more) return flush();
+          // at a commit: send when nothing else waits, or when the batch is old enough to matter for lag
+          if (!more || Date.now() - batchStartedAt >= MAX_BATCH_DELAY_MS) return flush();
         }
         if (batch.length >= BATCH_ITEMS || batchBytes >= BATCH_BYTES) await flush();
       },

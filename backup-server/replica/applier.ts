@@ -17,6 +17,12 @@ import { qualifiedName, quoteLiteral, RelationSql } from './sql';
 /** runs of at least this many inserts into one table go in by COPY, shorter ones as one multi-row INSERT */
 const COPY_MIN_ROWS = 50;
 
+const INSERT_LSN_SQL = 'SELECT pg_current_wal_insert_lsn()::text AS pgferry_commit_wal';
+
+interface QueryResultLike {
+  rows?: Record<string, unknown>[];
+}
+
 interface CopyOp {
   copy: string;
   data: string;
@@ -53,6 +59,8 @@ export class Applier {
   private applied: Lsn;
   private sql: (string | CopyOp)[] = [];
   private inflight: Promise<void> = Promise.resolve();
+  /** rows of the last statement of the last SQL batch run */
+  private lastRows: Record<string, unknown>[] = [];
   /** committed on the replica, waiting for its WAL flush before being reported durable */
   private readonly pendingAcks: { source: Lsn; replicaWal: bigint }[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
@@ -331,7 +339,10 @@ export class Applier {
       );
     }
     this.push('COMMIT');
+    // where the commit record ends in the replica's WAL (asyncCommit reports it durable once flushed)
+    if (this.opts.asyncCommit) this.push(INSERT_LSN_SQL);
     await this.flushSql();
+    const commitWal = this.opts.asyncCommit ? this.insertLsnFromLastRows() : null;
     this.ddlInGroup = false;
     this.applied = end;
     this.groupOpen = false;
@@ -341,18 +352,24 @@ export class Applier {
     this.stats.groupsCommitted++;
     if (this.groupCommitTime)
       this.stats.lastCommitTime = new Date(Number(BigInt(this.groupCommitTime) / 1000n));
-    await this.committed(end);
+    this.committed(end, commitWal);
   }
 
   /** A replica commit covering the source up to `end` happened: report it now or once flushed. */
-  private async committed(end: Lsn): Promise<void> {
-    if (!this.opts.asyncCommit) {
+  private committed(end: Lsn, commitWal: bigint | null): void {
+    if (!this.opts.asyncCommit || commitWal === null) {
       this.onDurable(end);
       return;
     }
-    const r = await this.client.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l');
-    this.pendingAcks.push({ source: end, replicaWal: parseLsn(r.rows[0].l) });
+    this.pendingAcks.push({ source: end, replicaWal: commitWal });
     this.schedulePoll(0);
+  }
+
+  private insertLsnFromLastRows(): bigint {
+    const l = this.lastRows[0]?.pgferry_commit_wal;
+    if (typeof l !== 'string')
+      throw new PgferryError('INTERNAL', 'the replica did not report its WAL position after a commit');
+    return parseLsn(l);
   }
 
   private schedulePoll(delayMs = 20): void {
@@ -393,11 +410,11 @@ export class Applier {
   /** Nothing to apply up to `lsn` (the source was idle): record the position so the slot can advance. */
   async advance(lsn: Lsn): Promise<void> {
     if (this.inTxn || this.groupOpen || lsn <= this.applied) return;
-    await this.client.query(
-      `UPDATE pgferry.state SET applied_lsn = '${formatLsn(lsn)}', applied_at = now() WHERE id = 1`,
+    await this.runSql(
+      `UPDATE pgferry.state SET applied_lsn = '${formatLsn(lsn)}', applied_at = now() WHERE id = 1;\n${INSERT_LSN_SQL}`,
     );
     this.applied = lsn;
-    await this.committed(lsn);
+    this.committed(lsn, this.opts.asyncCommit ? this.insertLsnFromLastRows() : null);
   }
 
   /** Records the primary's sequence values and moves the replica's sequences to them. */
@@ -509,7 +526,9 @@ export class Applier {
 
   private async runSql(text: string): Promise<void> {
     try {
-      await this.client.query(text);
+      const r = (await this.client.query(text)) as unknown as QueryResultLike | QueryResultLike[];
+      const last = Array.isArray(r) ? r[r.length - 1] : r;
+      this.lastRows = last?.rows ?? [];
     } catch (e) {
       const err = e as Error & { position?: string };
       throw new PgferryError('APPLY_FAILED', `applying changes on the replica failed: ${err.message}`, {

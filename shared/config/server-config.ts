@@ -41,7 +41,7 @@ export const serverConfigSchema = z.object({
       url: z.string().default('postgres:///postgres?host=/run/postgresql'),
       /** source transactions grouped into one replica transaction at most */
       maxGroupTransactions: z.number().int().min(1).default(1000),
-      maxGroupDelayMs: z.number().int().min(0).default(20),
+      maxGroupDelayMs: z.number().int().min(0).default(5),
     })
     .prefault({}),
   sources: z.array(sourceSchema).min(1, 'at least one source is needed'),
