@@ -7,6 +7,7 @@
  */
 import type { Cluster } from '../harness/cluster';
 import { checkpoint, connect, sleep, value } from './bench-env';
+import { CpuMeter, formatCpu } from './cpu-usage';
 import { roundtrip } from './markers';
 import { type BenchRow, makeRow, median } from './row';
 import type { Replicator } from './stream-setup';
@@ -21,6 +22,8 @@ export interface BulkOptions {
 }
 
 interface BulkRun {
+  /** CPU use of each pipeline stage from the start of the insert until the rows were visible */
+  cpu: string;
   insertS: number;
   visibleS: number;
   firstS: number;
@@ -38,6 +41,7 @@ async function runBulk(o: BulkOptions, r: Replicator): Promise<BulkRun> {
     if (left !== '0')
       throw new Error(`${r.name}: bulk_t still has ${left} rows on the replica after TRUNCATE`);
     await checkpoint(o.primary, o.replica);
+    const meter = new CpuMeter(await r.stages());
     const t0 = Number((await c.query<{ t: string }>(`SELECT ${epochMs} AS t`)).rows[0].t);
     await c.query(
       `INSERT INTO bulk_t SELECT g, g % 1000, md5(g::text), clock_timestamp() FROM generate_series(1, ${o.rows}) g`,
@@ -52,6 +56,7 @@ async function runBulk(o: BulkOptions, r: Replicator): Promise<BulkRun> {
         throw new Error(`${r.name}: the bulk transaction was not applied in 30 min`);
       else await sleep(50);
     }
+    const cpu = formatCpu(meter.read());
     const s = await d.query<{ n: string; first: string }>(
       'SELECT count(*) AS n, extract(epoch FROM min(applied_at)) * 1000 AS first FROM bulk_t',
     );
@@ -76,7 +81,7 @@ export async function benchBulk(o: BulkOptions): Promise<BenchRow> {
       results[r.name].push(x);
       o.log(
         `bulk run ${run}/${o.runs} ${r.name}: insert ${x.insertS.toFixed(2)} s, commit -> visible ${x.visibleS.toFixed(2)} s, ` +
-          `commit -> first row applied ${x.firstS.toFixed(2)} s`,
+          `commit -> first row applied ${x.firstS.toFixed(2)} s; CPU from the insert to visible: ${x.cpu}`,
       );
     }
   }

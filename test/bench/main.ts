@@ -23,13 +23,14 @@ import {
 } from './stream-setup';
 import { benchTpcb } from './streaming';
 
-const SECTIONS = ['copy', 'stream', 'others'] as const;
+const SECTIONS = ['copy', 'stream', 'bulk', 'others'] as const;
 type Section = (typeof SECTIONS)[number];
 
-const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--only copy,stream,others] [--profile] [--set ROLE.KEY=VALUE]...
+const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--only copy,stream,bulk,others] [--profile] [--set ROLE.KEY=VALUE]...
   --quick     smaller data and shorter loads (scale 10, -T 15, 200k-row bulk): about 3 minutes
   --runs N    measured runs per figure (default 3; the median is reported)
-  --only ...  run only these sections: copy (row 1), stream (rows 2-3), others (snapshot, restore, FTP);
+  --only ...  run only these sections: copy (row 1), stream (row 2), bulk (row 3), others (snapshot,
+              restore, FTP);
               the peak-RSS row needs copy or stream
   --profile   also write V8 CPU profiles of the pgferry processes and read pg_stat_statements on the
               replica, and summarise both (slows pgferry down: for finding causes, not for the table)
@@ -161,7 +162,8 @@ async function main(): Promise<number> {
   };
 
   try {
-    if (p.sections.has('copy') || p.sections.has('stream')) {
+    const replication = p.sections.has('stream') || p.sections.has('bulk');
+    if (p.sections.has('copy') || replication) {
       log('creating the primary and replica clusters');
       const cl = await createBenchClusters({ statements: p.profile });
       clusters = cl;
@@ -180,16 +182,21 @@ async function main(): Promise<number> {
       const r = rig;
       // streaming first: its load also makes the WAL files the copies need (--quick skips the copy warm-up)
       let streamRows: BenchRow[] = [];
-      if (p.sections.has('stream')) {
+      if (replication) {
         streamRows = await section('streaming', async () => {
           log(`streaming: two pgbench -i -s ${sizes.streamScale} sources, native subscription and pgferry`);
           await prepareStreamSources(cl.primary, sizes.streamScale);
           if (p.profile) await sql(cl.replica.url(), 'SELECT pg_stat_statements_reset()');
           const reps = await startReplicators(cl.primary, cl.replica, r);
-          const rows = await benchTpcb({ ...cl, reps, runs: p.runs, ...sizes, log });
-          log(`peak RSS so far (after the streaming runs): ${r.rss.describe()}`);
-          rows.push(await benchBulk({ ...cl, reps, runs: p.runs, rows: sizes.bulkRows, log }));
-          log(`peak RSS so far (after the bulk runs): ${r.rss.describe()}`);
+          const rows: BenchRow[] = [];
+          if (p.sections.has('stream')) {
+            rows.push(...(await benchTpcb({ ...cl, reps, runs: p.runs, ...sizes, log })));
+            log(`peak RSS so far (after the streaming runs): ${r.rss.describe()}`);
+          }
+          if (p.sections.has('bulk')) {
+            rows.push(await benchBulk({ ...cl, reps, runs: p.runs, rows: sizes.bulkRows, log }));
+            log(`peak RSS so far (after the bulk runs): ${r.rss.describe()}`);
+          }
           if (p.profile) {
             const statements = await statementSummary(cl.replica.url());
             result.profile = { statements };
