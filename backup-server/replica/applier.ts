@@ -12,7 +12,7 @@ import { PgferryError } from '../../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../../shared/lsn';
 import type { Change, RelationInfo, SequenceValue, Value } from '../../shared/protocol/messages';
 import { ddlStatements } from './ddl-statements';
-import { qualifiedName, quoteLiteral, RelationSql } from './sql';
+import { type Prepared, qualifiedName, quoteLiteral, RelationSql } from './sql';
 
 /** runs of at least this many inserts into one table go in by COPY, shorter ones as one multi-row INSERT */
 const COPY_MIN_ROWS = 50;
@@ -136,6 +136,17 @@ export class Applier {
     return r;
   }
 
+  /** statements prepared on this connection (names are unique per relation message) */
+  private readonly prepared = new Set<string>();
+
+  private pushPrepared(p: Prepared): void {
+    if (!this.prepared.has(p.name)) {
+      this.push(p.prepare);
+      this.prepared.add(p.name);
+    }
+    this.push(p.execute);
+  }
+
   private push(stmt: string): void {
     this.sql.push(stmt);
     this.sqlBytes += stmt.length;
@@ -176,6 +187,8 @@ export class Applier {
     const rows = this.insertRows;
     if (r && rows.length >= COPY_MIN_ROWS) {
       this.sql.push({ copy: r.copyStatement, data: r.copyText(rows) });
+    } else if (r && rows.length <= 3) {
+      for (const v of rows) this.pushPrepared(r.preparedInsert(v));
     } else if (r && rows.length) {
       this.push(r.insertPrefix + rows.map((v) => r.valuesTuple(v)).join(', '));
     }
@@ -234,8 +247,12 @@ export class Applier {
             this.sqlBytes += 128;
           } else {
             this.endInsertRun();
-            const stmt = r.update(c.v, c.toast, c.old);
-            if (stmt) this.push(stmt);
+            const p = r.preparedUpdate(c.v, c.toast, c.old);
+            if (p) this.pushPrepared(p);
+            else {
+              const stmt = r.update(c.v, c.toast, c.old);
+              if (stmt) this.push(stmt);
+            }
           }
           this.touch(r);
           this.stats.rowsApplied++;
@@ -252,7 +269,9 @@ export class Applier {
             this.fullDeleteRows.push(c.old);
             this.sqlBytes += 64;
           } else {
-            this.push(r.delete(c.old));
+            const p = r.preparedDelete(c.old);
+            if (p) this.pushPrepared(p);
+            else this.push(r.delete(c.old));
           }
           this.touch(r);
           this.stats.rowsApplied++;
@@ -472,9 +491,16 @@ export class Applier {
         new Promise((r) => setTimeout(r, 2000).unref()),
       ]);
     }
+    // a PREPARE inside a failed batch may never have run: forget them all and drop those that did (after the rollback, or DEALLOCATE would fail too)
+    if (this.prepared.size) {
+      this.prepared.clear();
+      await Promise.race([
+        this.client.query('DEALLOCATE ALL').catch(() => undefined),
+        new Promise((r) => setTimeout(r, 2000).unref()),
+      ]);
+    }
   }
 
-  /** Sends what is buffered: runs of statements as one multi-statement query, runs of inserts as COPY. */
   /**
    * Sends what is buffered. Double-buffered: the previous batch must have completed, but this one may
    * still be running when this returns (the next frame is decoded meanwhile); `wait` waits for it too.

@@ -14,6 +14,20 @@ export function quoteLiteral(v: Value): string {
   return `'${v.replace(/'/g, "''")}'`;
 }
 
+let relationSerial = 0;
+
+export interface Prepared {
+  name: string;
+  prepare: string;
+  execute: string;
+}
+
+function hashShape(shape: string): string {
+  let h = 5381;
+  for (let i = 0; i < shape.length; i++) h = ((h * 33) ^ shape.charCodeAt(i)) >>> 0;
+  return h.toString(36);
+}
+
 const COPY_SPECIAL = /[\\\t\n\r]/;
 
 /** Escapes a value for COPY text format: backslash, tab, newline and carriage return. */
@@ -34,6 +48,8 @@ export class RelationSql {
   readonly full: boolean;
   private readonly cols: string[];
 
+  /** distinguishes the prepared statements of each relation message (a new message after DDL: new names) */
+  private readonly serial = ++relationSerial;
   /** columns that can't be SET (identity GENERATED ALWAYS on the replica): skipped in updates */
   private readonly fixed: Set<number>;
 
@@ -137,5 +153,51 @@ export class RelationSql {
 
   delete(old: Value[]): string {
     return `DELETE FROM ${this.table} WHERE ${this.locate(old, undefined)}`;
+  }
+
+  /**
+   * Update or delete by key as a prepared statement: the replica parses and plans each shape once and
+   * then only executes (`EXECUTE name(literals)` still travels many to a round trip). Null when the
+   * statement cannot be keyed (identity full, a NULL key value, nothing to set).
+   */
+  preparedUpdate(v: Value[], toast: number[] | undefined, old: Value[] | undefined): Prepared | null {
+    if (this.full || this.keyIndexes.length === 0) return null;
+    const keySrc = old ?? v;
+    if (this.keyIndexes.some((i) => keySrc[i] === null)) return null;
+    const skip = toast?.length ? new Set(toast) : null;
+    const setIdx: number[] = [];
+    for (let i = 0; i < v.length; i++) if (!skip?.has(i) && !this.fixed.has(i)) setIdx.push(i);
+    if (setIdx.length === 0) return null;
+    const shape = setIdx.join('_');
+    const name = `pgf_${this.serial}_u_${shape.length > 40 ? hashShape(shape) : shape}`;
+    const sets = setIdx.map((i, n) => `${this.cols[i]} = $${n + 1}`);
+    const where = this.keyIndexes.map((i, n) => `${this.cols[i]} = $${setIdx.length + n + 1}`);
+    return {
+      name,
+      prepare: `PREPARE ${name} AS UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where.join(' AND ')}`,
+      execute: `EXECUTE ${name}(${[...setIdx.map((i) => v[i]), ...this.keyIndexes.map((i) => keySrc[i])].map(quoteLiteral).join(', ')})`,
+    };
+  }
+
+  /** One row's INSERT as a prepared statement (short runs; long ones go by COPY). */
+  preparedInsert(v: Value[]): Prepared {
+    const name = `pgf_${this.serial}_i`;
+    return {
+      name,
+      prepare: `PREPARE ${name} AS ${this.insertPrefix}(${this.cols.map((_, i) => `$${i + 1}`).join(', ')})`,
+      execute: `EXECUTE ${name}(${v.map(quoteLiteral).join(', ')})`,
+    };
+  }
+
+  preparedDelete(old: Value[]): Prepared | null {
+    if (this.full || this.keyIndexes.length === 0 || this.keyIndexes.some((i) => old[i] === null))
+      return null;
+    const name = `pgf_${this.serial}_d`;
+    const where = this.keyIndexes.map((i, n) => `${this.cols[i]} = $${n + 1}`);
+    return {
+      name,
+      prepare: `PREPARE ${name} AS DELETE FROM ${this.table} WHERE ${where.join(' AND ')}`,
+      execute: `EXECUTE ${name}(${this.keyIndexes.map((i) => quoteLiteral(old[i])).join(', ')})`,
+    };
   }
 }

@@ -23,3 +23,40 @@ describe('COPY text encoding of replicated values', () => {
     ).toBe('1\t\\N\n2\t\n');
   });
 });
+
+describe('prepared apply statements', () => {
+  const rel = (replicaIdentity: 'default' | 'full') =>
+    new RelationSql({
+      relid: 7,
+      schema: 'public',
+      name: 'acc',
+      replicaIdentity,
+      columns: [
+        { name: 'id', typeOid: 23, key: true },
+        { name: 'bal', typeOid: 23, key: false },
+        { name: 'doc', typeOid: 25, key: false },
+      ],
+    });
+
+  it('keys updates by shape (set columns) and skips unchanged TOAST columns', () => {
+    const r = rel('default');
+    const all = r.preparedUpdate(['1', '10', 'x'], undefined, undefined);
+    const noDoc = r.preparedUpdate(['1', '10', null], [2], undefined);
+    expect(all?.prepare).toMatch(
+      /UPDATE "public"."acc" SET "id" = \$1, "bal" = \$2, "doc" = \$3 WHERE "id" = \$4$/,
+    );
+    expect(all?.execute).toMatch(/\('1', '10', 'x', '1'\)$/);
+    expect(noDoc?.name).not.toBe(all?.name);
+    expect(noDoc?.prepare).not.toMatch(/"doc" =/);
+    // a changed key: the old key locates the row
+    expect(r.preparedUpdate(['2', '10', 'x'], undefined, ['1', null, null])?.execute).toMatch(
+      /'2', '10', 'x', '1'\)$/,
+    );
+  });
+
+  it('leaves identity-full tables and NULL keys to the literal statements', () => {
+    expect(rel('full').preparedUpdate(['1', '2', '3'], undefined, ['1', '2', '3'])).toBeNull();
+    expect(rel('default').preparedDelete([null, null, null])).toBeNull();
+    expect(rel('default').preparedDelete(['5', null, null])?.execute).toMatch(/\('5'\)$/);
+  });
+});
