@@ -63,6 +63,7 @@ async function runBulk(o: BulkOptions, r: Replicator): Promise<BulkRun> {
     if (Number(s.rows[0].n) !== o.rows)
       throw new Error(`${r.name}: the replica has ${s.rows[0].n} bulk rows, want ${o.rows}`);
     return {
+      cpu,
       insertS: (tc - t0) / 1000,
       visibleS: (tv - tc) / 1000,
       firstS: (Number(s.rows[0].first) - tc) / 1000,

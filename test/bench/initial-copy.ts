@@ -87,7 +87,8 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
     }
     meter = new TreeCpuMeter(roots);
   };
-  const stopMeter = () => {
+  const stopMeter = async () => {
+    await sleep(300); // backends that just ended are reaped (their CPU moves into the postmaster's)
     cpu = meter ? formatCpu(meter.read()) : '';
   };
 
@@ -105,7 +106,7 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
       );
       await nativeSyncDone(url, 'native_sync', 3_600_000);
       const t = (now() - t0) / 1000;
-      stopMeter();
+      await stopMeter();
       await verify('native', url);
       await sql(url, 'DROP SUBSCRIPTION native_sync');
       nativeSubscriptionGate.mark();
@@ -119,7 +120,7 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
       const t0 = now();
       await dumpPipe(primary, SYNC_SOURCE, replica, DUMP_DB);
       const t = (now() - t0) / 1000;
-      stopMeter();
+      await stopMeter();
       await verify('dump_pipe', url);
       await dropDatabase(replica, DUMP_DB);
       return t;
@@ -138,7 +139,7 @@ export async function benchInitialCopy(o: InitialCopyOptions): Promise<BenchRow[
         throw new Error(`${(e as Error).message}\n${rig.logs()}`);
       }
       const t = (now() - t0) / 1000;
-      stopMeter();
+      await stopMeter();
       await rig.stopAgent(SYNC_SOURCE);
       await verify('pgferry', rig.replicaUrl(SYNC_SOURCE));
       await sleep(200);
