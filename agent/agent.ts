@@ -10,6 +10,7 @@ import { describeError, isPgferryError, PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { formatLsn, parseLsn } from '../shared/lsn';
 import { encodeChanges } from '../shared/protocol/change-codec';
+import type { AgentLinkStatus } from '../shared/status/report';
 import type { Change, SchemaReport } from '../shared/protocol/messages';
 import { ChangeStream, type StreamEvent } from './change-stream';
 import { type DdlMode, installDdlCapture, schemaHash } from './ddl-capture';
@@ -33,19 +34,8 @@ const BATCH_ITEMS = 2000;
 const MAX_BATCH_DELAY_MS = 2;
 const BATCH_BYTES = 512 * 1024;
 
-export interface AgentStatus {
-  source: string;
-  connected: boolean;
+export interface AgentStatus extends AgentLinkStatus {
   phase: 'starting' | 'connecting' | 'initial-copy' | 'streaming' | 'waiting';
-  slot: string;
-  slotExists: boolean | null;
-  retainedWalBytes: number | null;
-  maxRetainedWalBytes: number;
-  confirmedLsn: string | null;
-  currentWalLsn: string | null;
-  slotDroppedAt: string | null;
-  lastError: string | null;
-  reconnects: number;
   ddlMode: DdlMode | null;
 }
 

@@ -128,12 +128,8 @@ export interface ServerStatusReport {
   ftpDefaultPassword: boolean;
 }
 
-export interface AgentStatusReport {
-  role: 'agent';
-  version: string;
-  host: string;
-  generatedAt: string;
-  startedAt: string;
+/** What the running agent knows of its link and slot (agent/agent.ts keeps it up to date). */
+export interface AgentLinkStatus {
   source: string;
   connected: boolean;
   phase: string;
@@ -146,6 +142,14 @@ export interface AgentStatusReport {
   slotDroppedAt: string | null;
   lastError: string | null;
   reconnects: number;
+}
+
+export interface AgentStatusReport extends AgentLinkStatus {
+  role: 'agent';
+  version: string;
+  host: string;
+  generatedAt: string;
+  startedAt: string;
   log: LogSummary;
 }
 
