@@ -31,14 +31,20 @@ afterAll(async () => {
   await pair?.stop();
 });
 
+// a steady 600 tx/s (pgbench -R): what a busy appliance writes, kept below what a loaded 2-core CI
+// machine applies while other test files run beside it, so the 5 s bound measures catch-up, not overload
 it('replicates a 20 s pgbench load; the replica equals the primary within 5 s after it stops', async () => {
   const numbering = (async () => {
     for (let i = 0; i < 200; i++)
       await query(primaryUrl, `INSERT INTO numbered (v) VALUES ('x'); INSERT INTO ident (v) VALUES ('y')`);
   })();
-  const txns = await pgbenchRun(primary, new URL(primaryUrl).pathname.slice(1), { clients: 4, seconds: 20 });
+  const txns = await pgbenchRun(primary, new URL(primaryUrl).pathname.slice(1), {
+    clients: 4,
+    seconds: 20,
+    rate: 600,
+  });
   await numbering;
-  expect(txns).toBeGreaterThan(1000);
+  expect(txns).toBeGreaterThan(8000);
   await waitUntilEqual(primaryUrl, replicaUrl, 5_000);
 });
 

@@ -20,7 +20,11 @@ export async function pgbenchInit(cluster: Cluster, db: string, scale: number): 
 export function pgbenchRun(
   cluster: Cluster,
   db: string,
-  opts: { clients: number; seconds: number },
+  opts: {
+    clients: number;
+    seconds: number /** transactions per second, all clients together (pgbench -R) */;
+    rate?: number;
+  },
 ): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(
@@ -31,6 +35,7 @@ export function pgbenchRun(
         String(opts.clients),
         '-j',
         '2',
+        ...(opts.rate ? ['-R', String(opts.rate)] : []),
         '-T',
         String(opts.seconds),
         '-h',
