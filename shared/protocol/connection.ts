@@ -8,12 +8,17 @@ import type { Duplex } from 'node:stream';
 import { describeError, PgferryError } from '../errors';
 import { encodeFrame, type Frame, FrameDecoder } from './frame';
 
+/** frames received but not handled, in bytes, before the socket is paused (back-pressure to the peer) */
+const QUEUE_BUDGET_BYTES = 8 * 1024 * 1024;
+const frameCost = (f: Frame): number => 256 + (f.body ? f.body.length : 0);
+
 export type FrameHandler<H> = (frame: Frame<H>) => Promise<void> | void;
 
 export class FramedConnection<In extends { tag: string }, Out extends { tag: string }> extends EventEmitter {
   private readonly decoder: FrameDecoder;
   private readonly queue: Frame<In>[] = [];
   private handler: FrameHandler<In> | null = null;
+  private queuedBytes = 0;
   private draining = false;
   private closedFlag = false;
   private closeError: Error | null = null;
@@ -118,12 +123,15 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
     }
     for (const f of frames) {
       this.queue.push(f as Frame<In>);
+      this.queuedBytes += frameCost(f);
       // announced on arrival, before handling: liveness and "the peer said it stops" must not wait
       // behind a handler that is busy with earlier frames
       this.emit('arrived', (f as Frame<In>).header);
     }
     if (this.queue.length > 0) {
-      this.socket.pause();
+      // keep reading while a frame is handled, up to a budget: waiting input then shows in pendingFrames
+      // (the applier groups it into one replica transaction) instead of sitting unseen in the kernel
+      if (!this.handler || this.queuedBytes > QUEUE_BUDGET_BYTES) this.socket.pause();
       this.emit('queued');
       void this.drain();
     }
@@ -139,6 +147,7 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
       const take = (): boolean => {
         const f = this.queue.shift();
         if (!f) return false;
+        this.queuedBytes -= frameCost(f);
         cleanup();
         if (this.queue.length === 0 && !this.closedFlag) this.socket.resume();
         resolve(f);
@@ -176,6 +185,9 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
     try {
       while (this.queue.length > 0 && !this.closedFlag) {
         const f = this.queue.shift()!;
+        this.queuedBytes -= frameCost(f);
+        if (this.queuedBytes < QUEUE_BUDGET_BYTES / 2 && !this.peerGone && !this.closedFlag)
+          this.socket.resume();
         await this.handler(f);
       }
     } catch (e) {
@@ -208,6 +220,7 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
     this.closedFlag = true;
     this.closeError = err;
     this.queue.length = 0;
+    this.queuedBytes = 0;
     this.emit('closed', err);
     this.resolveClosed(err);
   }
