@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { silentLogger } from '../../shared/log';
 import { RunLock } from '../../backup-server/snapshot/run-lock';
 import { SnapshotService } from '../../backup-server/snapshot/snapshot-service';
-import { waitFor } from '../harness/db';
+import { query, waitFor } from '../harness/db';
 import {
   CLI,
   cli,
@@ -53,14 +53,36 @@ describe('a snapshot killed midway', () => {
     }).createSnapshot('crash');
     expect(complete.record.status).toBe('ok');
 
-    const child = spawn(process.execPath, [CLI, 'snapshot', 'create', '--config', slow], { stdio: 'ignore' });
+    // every table changed since that snapshot: the slow run must copy (not hard-link) them, so it is
+    // still writing its partial folder when killed
+    await query(
+      replica.url,
+      `UPDATE pgferry.state SET applied_lsn = '0/2000000'; UPDATE pgferry.table_changes SET last_change_lsn = '0/2000000'`,
+    );
+    const child = spawn(process.execPath, [CLI, 'snapshot', 'create', '--config', slow], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let childOutput = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      childOutput += d.toString();
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      childOutput += d.toString();
+    });
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
       child.on('exit', (_code, signal) => resolve(signal)),
     );
+    let childExited = false;
+    void exited.then(() => {
+      childExited = true;
+    });
     await waitFor(
       'the partial snapshot folder',
-      () => entries(dir, 'crash').some((e) => PARTIAL.test(e)),
-      20_000,
+      () => {
+        if (childExited) throw new Error(`the snapshot process ended before writing: ${childOutput}`);
+        return entries(dir, 'crash').some((e) => PARTIAL.test(e));
+      },
+      60_000,
     );
     const partial = entries(dir, 'crash').find((e) => PARTIAL.test(e))!;
     await waitFor('the data folder inside it', () => fs.existsSync(path.join(dir, 'crash', partial, 'data')));
@@ -76,7 +98,7 @@ describe('a snapshot killed midway', () => {
     const next = await cli(['snapshot', 'create', '--config', fast]);
     expect(next.code).toBe(0);
     const id = next.stdout.split(/\s+/)[0];
-    expect(next.stdout).toMatch(/^\d{8}T\d{9}Z {2}crash {2}ok {2}4 tables \(0 written, 4 linked\)/);
+    expect(next.stdout).toMatch(/^\d{8}T\d{9}Z {2}crash {2}ok {2}4 tables \(4 written, 0 linked\)/);
     expect(entries(dir, 'crash')).toEqual([complete.record.id, id].sort());
     const human = await cli(['snapshot', 'list', '--config', fast]);
     expect(human.stdout.split('\n')[0]).toMatch(
