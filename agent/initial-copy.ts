@@ -18,6 +18,7 @@ import type { TableRef } from '../shared/protocol/messages';
 import type { AgentConn } from './link';
 import { connectPrimary, dropSlot, primaryClientConfig, readSequences } from './primary';
 import { closeQuietly } from '../shared/pg-close';
+import { qualified } from './recovery/ident';
 
 const run = promisify(execFile);
 
@@ -127,7 +128,7 @@ export async function runInitialCopy(
     let bytes = 0;
     for (const t of tables.rows) {
       await conn.send({ tag: 'syncTable', table: t, format: 'binary' });
-      const ident = `"${t.schema.replace(/"/g, '""')}"."${t.name.replace(/"/g, '""')}"`;
+      const ident = qualified(t.schema, t.name);
       const stream = copier.query(copyTo(`COPY ${ident} TO STDOUT WITH (FORMAT binary)`));
       let pending: Buffer[] = [];
       let pendingBytes = 0;
