@@ -21,7 +21,7 @@ import { PGFERRY_VERSION } from '../../shared/version';
 import { readReplicaState, type ReplicaState } from '../replica/metadata';
 import type { SnapshotInfo } from './catalog';
 import { fsyncAll, fsyncPath } from './durable-fs';
-import { dumpSchemaSection, findPgTool } from './pg-dump';
+import { dumpSchema, findPgTool } from './pg-dump';
 import { copyTables } from './parallel-copy';
 import { listReplicaTables, lockTables, readSequences } from './replica-contents';
 import { schemaFingerprint } from './schema-fingerprint';
@@ -247,22 +247,23 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
     const pgDump = await findPgTool('pg_dump', pgMajor, opts.pgBinDir);
     const fingerprint = await schemaFingerprint(main, `${PGFERRY_VERSION}\n${pgDump}`);
     const linkedSchema = await linkSchema(baseProblem ? null : opts.previous, fingerprint, partial);
-    const dumpSection = async (section: 'pre-data' | 'post-data', file: string) => ({
-      file,
-      ...(await dumpSchemaSection({
-        pgDump,
-        url: opts.replicaUrl,
-        snapshotName,
-        section,
-        file: path.join(partial, file),
-      })),
-    });
     const schemaJob = linkedSchema
       ? Promise.resolve(linkedSchema)
-      : Promise.all([
-          dumpSection('pre-data', 'schema-pre.sql'),
-          dumpSection('post-data', 'schema-post.sql'),
-        ]).then(([pre, post]) => ({ pre, post }));
+      : findPgTool('pg_restore', pgMajor, opts.pgBinDir).then(async (pgRestore) => {
+          const files = await dumpSchema({
+            pgDump,
+            pgRestore,
+            url: opts.replicaUrl,
+            snapshotName,
+            archive: path.join(partial, 'schema.archive'),
+            preFile: path.join(partial, 'schema-pre.sql'),
+            postFile: path.join(partial, 'schema-post.sql'),
+          });
+          return {
+            pre: { file: 'schema-pre.sql', ...files.pre },
+            post: { file: 'schema-post.sql', ...files.post },
+          };
+        });
     jobs.push(schemaJob.catch(() => undefined));
 
     const workers = Math.max(1, Math.min(opts.parallelCopies, toWrite.length));
