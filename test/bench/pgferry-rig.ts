@@ -22,8 +22,31 @@ export type Role = 'agent' | 'server';
 /** the built CLI, from dist/test/bench (test/support's spawnCli resolves it from the TypeScript sources) */
 const CLI = path.resolve(__dirname, '../../shared/cli/main.js');
 
+/** deploy/ beside dist/ (the built bench runs from dist/test/bench) */
+const DEPLOY = path.resolve(__dirname, '../../../deploy');
+
+/**
+ * The environment the shipped systemd unit gives `role` (its `Environment=` lines: NODE_OPTIONS, malloc
+ * settings), so the benchmark measures memory and speed as production runs them.
+ */
+export function unitEnvironment(role: Role): Record<string, string> {
+  const unit = fs.readFileSync(path.join(DEPLOY, 'systemd', `pgferry-${role}.service`), 'utf8');
+  const env: Record<string, string> = {};
+  for (const line of unit.split('\n')) {
+    const m = /^Environment=(?:"([^"]*)"|(\S+))\s*$/.exec(line.trim());
+    const assignment = m?.[1] ?? m?.[2];
+    const eq = assignment?.indexOf('=') ?? -1;
+    if (assignment && eq > 0) env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
+  }
+  return env;
+}
+
 function spawnCli(args: string[], nodeFlags: string[]): Proc {
-  const child = spawn(process.execPath, [...nodeFlags, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const role = args[0] as Role;
+  const child = spawn(process.execPath, [...nodeFlags, CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...unitEnvironment(role) },
+  });
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
