@@ -304,10 +304,12 @@ export class Agent {
       },
       onKeepalive: (lsn: string, idle: boolean) => {
         // nothing queued, nothing open, everything forwarded acknowledged: the source is idle up to lsn
+        // (cheap checks first: keepalives come often under load, LSN parsing is not free)
+        if (!idle || inTxn || batch.count > 0 || Date.now() - lastAdvance < 1000) return;
         const confirmed = this.st.confirmedLsn ? parseLsn(this.st.confirmedLsn) : parseLsn(from);
-        if (!idle || inTxn || batch.count > 0 || parseLsn(lastForwarded) > confirmed) return;
+        if (parseLsn(lastForwarded) > confirmed) return;
         const at = parseLsn(lsn);
-        if (at <= confirmed || Date.now() - lastAdvance < 1000) return;
+        if (at <= confirmed) return;
         lastAdvance = Date.now();
         void conn.send({ tag: 'advance', lsn: formatLsn(at) }).catch(() => undefined);
       },
