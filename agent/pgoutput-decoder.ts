@@ -27,6 +27,9 @@ const IDENTITY: Record<string, RelationInfo['replicaIdentity']> = {
   i: 'index',
 };
 
+const READ_HINT =
+  'the agent could not read the change stream of the primary (pgoutput protocol 1); it retries from the last applied position. If this persists, report it with the log line and the PostgreSQL version';
+
 const hex = (n: number): string => n.toString(16).toUpperCase();
 
 export class PgoutputDecoder {
@@ -269,6 +272,7 @@ export class PgoutputDecoder {
     return new PgferryError(
       'PROTOCOL_ERROR',
       `unreadable pgoutput message from the primary (${what}, at byte ${this.pos} of ${this.buf.length}, type ${describeByte(this.buf[0])})`,
+      { hint: READ_HINT },
     );
   }
 }
