@@ -9,9 +9,9 @@ import type { AgentConfig } from '../shared/config/agent-config';
 import { describeError, isPgferryError, PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { formatLsn, parseLsn } from '../shared/lsn';
-import { encodeChanges } from '../shared/protocol/change-codec';
+import { ChangeBatchEncoder } from '../shared/protocol/change-codec';
 import type { AgentLinkStatus } from '../shared/status/report';
-import type { Change, SchemaReport } from '../shared/protocol/messages';
+import type { SchemaReport } from '../shared/protocol/messages';
 import { ChangeStream, type StreamEvent } from './change-stream';
 import { type DdlMode, installDdlCapture, schemaHash } from './ddl-capture';
 import { closeQuietly } from '../shared/pg-close';
@@ -267,47 +267,49 @@ export class Agent {
       this.cfg.source.publication,
     );
     this.stream = stream;
-    let batch: Change[] = [];
-    let batchBytes = 0;
+    // changes are encoded as they arrive: the batch's exact size is known, and no Change outlives its message
+    const batch = new ChangeBatchEncoder();
     let batchStartedAt = 0;
     let inTxn = false;
-    let lastForwarded = parseLsn(from);
+    /** end of the last commit forwarded (text; parsed only when a keepalive needs it) */
+    let lastForwarded = from;
     let lastAdvance = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const items = batch;
-      batch = [];
-      batchBytes = 0;
-      await conn.send({ tag: 'changes', count: items.length }, encodeChanges(items));
+    const flush = (): Promise<void> | undefined => {
+      if (batch.count === 0) return undefined;
+      const count = batch.count;
+      return conn.send({ tag: 'changes', count }, batch.take());
     };
     this.log.info('streaming changes', { from });
     const run = stream.run(from, {
-      onEvent: async (ev: StreamEvent, more: boolean) => {
-        if (ev.kind === 'relation') {
-          await flush();
-          await conn.send({ tag: 'relation', relation: ev.relation });
-          return;
+      // not async: most changes only join the batch, and a promise per change costs more than the change
+      onEvent: (c: StreamEvent, more: boolean): Promise<void> | undefined => {
+        if (c.k === 'R') {
+          const relation = c.relation;
+          const sent = flush();
+          return sent
+            ? sent.then(() => conn.send({ tag: 'relation', relation }))
+            : conn.send({ tag: 'relation', relation });
         }
-        const c = ev.change;
-        if (batch.length === 0) batchStartedAt = Date.now();
-        batch.push(c);
-        if (c.k === 'I' || c.k === 'U') for (const v of c.v) batchBytes += v === null ? 4 : v.length + 4;
-        else batchBytes += 32;
+        if (batch.count === 0) batchStartedAt = Date.now();
+        batch.add(c);
         if (c.k === 'B') inTxn = true;
-        if (c.k === 'C') {
+        else if (c.k === 'C') {
           inTxn = false;
-          lastForwarded = parseLsn(c.endLsn);
+          lastForwarded = c.endLsn;
           // at a commit: send when nothing else waits, or when the batch is old enough to matter for lag
           if (!more || Date.now() - batchStartedAt >= MAX_BATCH_DELAY_MS) return flush();
         }
-        if (batch.length >= BATCH_ITEMS || batchBytes >= BATCH_BYTES) await flush();
+        if (batch.count >= BATCH_ITEMS || batch.byteLength >= BATCH_BYTES) return flush();
+        return undefined;
       },
       onKeepalive: (lsn: string, idle: boolean) => {
         // nothing queued, nothing open, everything forwarded acknowledged: the source is idle up to lsn
+        // (cheap checks first: keepalives come often under load, LSN parsing is not free)
+        if (!idle || inTxn || batch.count > 0 || Date.now() - lastAdvance < 1000) return;
         const confirmed = this.st.confirmedLsn ? parseLsn(this.st.confirmedLsn) : parseLsn(from);
-        if (!idle || inTxn || batch.length || lastForwarded > confirmed) return;
+        if (parseLsn(lastForwarded) > confirmed) return;
         const at = parseLsn(lsn);
-        if (at <= confirmed || Date.now() - lastAdvance < 1000) return;
+        if (at <= confirmed) return;
         lastAdvance = Date.now();
         void conn.send({ tag: 'advance', lsn: formatLsn(at) }).catch(() => undefined);
       },

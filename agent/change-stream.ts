@@ -9,27 +9,29 @@
  *   never times out while the stream is paused by back-pressure;
  * - every (re)start passes an explicit start LSN (the server's applied position), never the library's
  *   internal "last received" one.
- * Values stay PostgreSQL's exact text (the library's type parsers are replaced by identity); unchanged TOAST
- * columns (undefined) are reported by index.
+ * The library keeps the connection, the keepalives, the acknowledgements and the flow control (the socket
+ * is paused while handled messages wait); the messages themselves are decoded by our own plugin
+ * (pgoutput-decoder.ts) straight into `Change`s: values stay PostgreSQL's exact text, unchanged TOAST
+ * columns are reported by index.
  */
-import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
-import type { ClientConfig } from 'pg';
+import { LogicalReplicationService } from 'pg-logical-replication';
+import type { Client, ClientConfig } from 'pg';
 import { PgferryError } from '../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
-import type { Change, RelationInfo, Value } from '../shared/protocol/messages';
+import { PgoutputDecoder, type StreamEvent } from './pgoutput-decoder';
 
-export type StreamEvent = { kind: 'relation'; relation: RelationInfo } | { kind: 'change'; change: Change };
+export type { StreamEvent } from './pgoutput-decoder';
 
 export interface StreamHandlers {
-  /** awaited: the stream pauses until it resolves (flow control) */
-  onEvent(e: StreamEvent, hasMoreQueued: boolean): Promise<void>;
+  /**
+   * Called once per event, in order. A returned promise is awaited: the stream pauses until it resolves
+   * (flow control); return nothing when there is nothing to wait for.
+   */
+  onEvent(e: StreamEvent, hasMoreQueued: boolean): Promise<void> | undefined;
   /** the walsender's position while nothing is pending: the source may be idle up to `lsn` */
   onKeepalive(lsn: string, idle: boolean): void;
 }
 
-interface PluginInternals {
-  parser: { readRelationColumn: (reader: unknown) => Pgoutput.RelationColumn };
-}
 interface ServiceInternals {
   _messageQueue: unknown[];
   _processing: boolean;
@@ -45,78 +47,41 @@ function reported(lsn: string): string {
   return v > 0n ? formatLsn((v - 1n) as Lsn) : lsn;
 }
 
-/** µs-precision commit time, as text; the library gives a BigInt. */
-const usText = (t: unknown): string => String(t);
+/** What the plugin hands the library to queue: an event, nothing (a message without changes), or a failure. */
+type Parsed = StreamEvent | null | Error;
 
-function toArray(rel: Pgoutput.MessageRelation, row: Record<string, unknown> | null | undefined): Value[] {
-  return rel.columns.map((c) => {
-    const v = row?.[c.name];
-    return v === undefined || v === null ? null : String(v);
-  });
-}
+/**
+ * An output plugin for LogicalReplicationService (its shape: `name`, `start`, `parse`): starts pgoutput
+ * protocol 1 on our publication and decodes each message with our decoder. `parse` runs inside the pg
+ * connection's data listener, where a throw would crash the process: a message it cannot read becomes an
+ * Error that the stream fails with.
+ */
+class PgoutputChangesPlugin {
+  readonly options: { publication: string };
+  private readonly decoder = new PgoutputDecoder();
 
-export function relationInfo(rel: Pgoutput.MessageRelation): RelationInfo {
-  const keys = new Set(rel.keyColumns);
-  return {
-    relid: rel.relationOid,
-    schema: rel.schema,
-    name: rel.name,
-    replicaIdentity: rel.replicaIdentity,
-    columns: rel.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, key: keys.has(c.name) })),
-  };
-}
+  constructor(publication: string) {
+    this.options = { publication };
+  }
 
-export function toChange(msg: Pgoutput.Message): StreamEvent | null {
-  switch (msg.tag) {
-    case 'begin':
-      return { kind: 'change', change: { k: 'B', commitLsn: msg.commitLsn ?? '0/0', xid: msg.xid } };
-    case 'commit':
-      return {
-        kind: 'change',
-        change: { k: 'C', endLsn: msg.commitEndLsn ?? '0/0', commitTime: usText(msg.commitTime) },
-      };
-    case 'relation':
-      return { kind: 'relation', relation: relationInfo(msg) };
-    case 'insert':
-      return {
-        kind: 'change',
-        change: { k: 'I', r: msg.relation.relationOid, v: toArray(msg.relation, msg.new) },
-      };
-    case 'update': {
-      const rel = msg.relation;
-      const toast: number[] = [];
-      rel.columns.forEach((c, i) => {
-        if (msg.new[c.name] === undefined) toast.push(i);
-      });
-      const oldRow = msg.old ?? msg.key;
-      return {
-        kind: 'change',
-        change: {
-          k: 'U',
-          r: rel.relationOid,
-          v: toArray(rel, msg.new),
-          ...(toast.length ? { toast } : {}),
-          ...(oldRow ? { old: toArray(rel, oldRow) } : {}),
-        },
-      };
+  get name(): string {
+    return 'pgoutput';
+  }
+
+  start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {
+    const publication = this.options.publication.replace(/'/g, "''");
+    return client.query(
+      `START_REPLICATION SLOT "${slotName.replace(/"/g, '""')}" LOGICAL ${lastLsn} ` +
+        `(proto_version '1', publication_names '${publication}', messages 'false')`,
+    );
+  }
+
+  parse(buf: Buffer): Parsed {
+    try {
+      return this.decoder.decode(buf);
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
     }
-    case 'delete':
-      return {
-        kind: 'change',
-        change: { k: 'D', r: msg.relation.relationOid, old: toArray(msg.relation, msg.old ?? msg.key) },
-      };
-    case 'truncate':
-      return {
-        kind: 'change',
-        change: {
-          k: 'T',
-          rs: msg.relations.map((r) => r.relationOid),
-          cascade: msg.cascade,
-          restartIdentity: msg.restartIdentity,
-        },
-      };
-    default:
-      return null; // type, origin, message: nothing to apply
   }
 }
 
@@ -143,18 +108,21 @@ export class ChangeStream {
     });
     this.service = service;
     const internals = service as unknown as ServiceInternals;
-    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.publication] });
-    const parser = (plugin as unknown as PluginInternals).parser;
-    const readColumn = parser.readRelationColumn.bind(parser);
-    parser.readRelationColumn = (reader) => ({ ...readColumn(reader), parser: (raw: unknown) => raw });
+    const plugin = new PgoutputChangesPlugin(this.publication);
+    const failed = (e: unknown) => this.fail(e instanceof Error ? e : new Error(String(e)));
 
-    service.on('data', async (_lsn: string, msg: Pgoutput.Message) => {
-      if (this.failure) return;
+    // not async: a promise is made only when the handler returns one (flow control awaits it)
+    service.on('data', (_lsn: string, ev: Parsed): Promise<void> | undefined => {
+      if (this.failure || ev === null) return undefined;
+      if (ev instanceof Error) {
+        this.fail(ev);
+        return undefined;
+      }
       try {
-        const ev = toChange(msg);
-        if (ev) await handlers.onEvent(ev, internals._messageQueue.length > 0);
+        return handlers.onEvent(ev, internals._messageQueue.length > 0)?.catch(failed);
       } catch (e) {
-        this.fail(e as Error);
+        failed(e);
+        return undefined;
       }
     });
     service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {

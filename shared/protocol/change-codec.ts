@@ -20,95 +20,146 @@ const KIND = { B: 1, I: 2, U: 3, D: 4, T: 5, C: 6 } as const;
 const NULL_LEN = -1;
 const TOAST_LEN = -2;
 
-class Writer {
-  buf: Buffer;
-  off = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+/** Up to this many characters, a string is written by a loop here: cheaper than a call into the runtime. */
+const SHORT_STRING = 48;
+
+/**
+ * Encodes changes one at a time into a batch (the agent adds each change as it arrives and knows the
+ * batch's size at every point). `take()` returns the batch so far, in a buffer of its own, and starts the
+ * next one; the working buffer is kept, so a stream of small batches allocates only what it sends.
+ */
+export class ChangeBatchEncoder {
+  private buf: Buffer;
+  private off = 0;
+  private items = 0;
+
+  constructor(initialBytes = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
   }
-  ensure(n: number): void {
+
+  /** changes in the current batch */
+  get count(): number {
+    return this.items;
+  }
+
+  /** encoded bytes of the current batch */
+  get byteLength(): number {
+    return this.off;
+  }
+
+  add(c: Change): void {
+    this.items++;
+    this.ensure(1 + 4 + 2);
+    this.buf[this.off++] = KIND[c.k];
+    switch (c.k) {
+      case 'B':
+        this.str(c.commitLsn);
+        this.u32(c.xid);
+        break;
+      case 'I':
+        this.u32(c.r);
+        this.values(c.v, undefined);
+        break;
+      case 'U':
+        this.u32(c.r);
+        this.buf[this.off++] = c.old ? 1 : 0;
+        this.values(c.v, c.toast);
+        if (c.old) this.values(c.old, undefined);
+        break;
+      case 'D':
+        this.u32(c.r);
+        this.values(c.old, undefined);
+        break;
+      case 'T':
+        this.ensure(2 + 4 * c.rs.length + 1);
+        this.buf.writeUInt16BE(c.rs.length, this.off);
+        this.off += 2;
+        for (const r of c.rs) this.u32(r);
+        this.buf[this.off++] = (c.cascade ? 1 : 0) | (c.restartIdentity ? 2 : 0);
+        break;
+      case 'C':
+        this.str(c.endLsn);
+        this.str(c.commitTime);
+        break;
+    }
+  }
+
+  /** The batch so far (a buffer of its own); the encoder starts an empty batch. */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.off);
+    this.buf.copy(out, 0, 0, this.off);
+    this.off = 0;
+    this.items = 0;
+    return out;
+  }
+
+  private ensure(n: number): void {
     if (this.off + n <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
     this.buf.copy(next, 0, 0, this.off);
     this.buf = next;
   }
-  u8(v: number): void {
-    this.ensure(1);
-    this.buf[this.off++] = v;
+
+  /** u32 without a bounds check: callers ensure the room */
+  private u32(v: number): void {
+    const b = this.buf;
+    const o = this.off;
+    b[o] = v >>> 24;
+    b[o + 1] = v >>> 16;
+    b[o + 2] = v >>> 8;
+    b[o + 3] = v;
+    this.off = o + 4;
   }
-  u16(v: number): void {
-    this.ensure(2);
-    this.buf.writeUInt16BE(v, this.off);
-    this.off += 2;
-  }
-  u32(v: number): void {
-    this.ensure(4);
-    this.buf.writeUInt32BE(v >>> 0, this.off);
-    this.off += 4;
-  }
-  str(s: string): void {
-    this.ensure(2 + s.length * 3);
-    const n = this.buf.write(s, this.off + 2, 'utf8');
+
+  private str(s: string): void {
+    this.ensure(2 + s.length * 3 + 4);
+    const n = this.text(s, this.off + 2);
     this.buf.writeUInt16BE(n, this.off);
     this.off += 2 + n;
   }
-  values(v: Value[], toast?: ReadonlySet<number>): void {
-    this.u16(v.length);
+
+  private values(v: Value[], toast: number[] | undefined): void {
+    this.ensure(2);
+    this.buf.writeUInt16BE(v.length, this.off);
+    this.off += 2;
     for (let i = 0; i < v.length; i++) {
       const x = v[i];
-      if (toast?.has(i)) {
+      if (toast?.includes(i)) {
         this.ensure(4);
-        this.buf.writeInt32BE(TOAST_LEN, this.off);
-        this.off += 4;
+        this.u32(TOAST_LEN);
       } else if (x === null) {
         this.ensure(4);
-        this.buf.writeInt32BE(NULL_LEN, this.off);
-        this.off += 4;
+        this.u32(NULL_LEN);
       } else {
         this.ensure(4 + x.length * 3);
-        const n = this.buf.write(x, this.off + 4, 'utf8');
-        this.buf.writeInt32BE(n, this.off);
-        this.off += 4 + n;
+        const n = this.text(x, this.off + 4);
+        this.u32(n);
+        this.off += n;
       }
     }
+  }
+
+  /** Writes `s` as UTF-8 at `at` (room for length × 3 ensured); returns the byte count. */
+  private text(s: string, at: number): number {
+    const b = this.buf;
+    const len = s.length;
+    if (len <= SHORT_STRING) {
+      let o = at;
+      for (let i = 0; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) return b.write(s, at, 'utf8');
+        b[o++] = c;
+      }
+      return len;
+    }
+    return b.write(s, at, 'utf8');
   }
 }
 
 export function encodeChanges(items: Change[]): Buffer {
-  const w = new Writer(64 * 1024);
-  for (const c of items) {
-    w.u8(KIND[c.k]);
-    switch (c.k) {
-      case 'B':
-        w.str(c.commitLsn);
-        w.u32(c.xid);
-        break;
-      case 'I':
-        w.u32(c.r);
-        w.values(c.v);
-        break;
-      case 'U':
-        w.u32(c.r);
-        w.u8(c.old ? 1 : 0);
-        w.values(c.v, c.toast ? new Set(c.toast) : undefined);
-        if (c.old) w.values(c.old);
-        break;
-      case 'D':
-        w.u32(c.r);
-        w.values(c.old);
-        break;
-      case 'T':
-        w.u16(c.rs.length);
-        for (const r of c.rs) w.u32(r);
-        w.u8((c.cascade ? 1 : 0) | (c.restartIdentity ? 2 : 0));
-        break;
-      case 'C':
-        w.str(c.endLsn);
-        w.str(c.commitTime);
-        break;
-    }
-  }
-  return w.buf.subarray(0, w.off);
+  const e = new ChangeBatchEncoder();
+  for (const c of items) e.add(c);
+  return e.take();
 }
 
 export function decodeChanges(buf: Buffer): Change[] {
