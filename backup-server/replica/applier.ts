@@ -35,6 +35,12 @@ import { qualifiedName, RelationSql } from './sql';
 /** runs of at least this many inserts into one table go in by COPY, shorter ones row by row */
 const COPY_MIN_ROWS = 50;
 
+/**
+ * Durable positions are reported at most this often. Commits bring the replica's flushed WAL position
+ * with them; the replica is asked on its own only when no commit brought a fresh one for this long.
+ */
+const FLUSH_POLL_MS = 20;
+
 /** the primary's DDL capture table (see agent/ddl-capture.ts): its inserts are replayed, not stored */
 const DDL_SCHEMA = 'pgferry';
 const DDL_TABLE = 'ddl_log';
@@ -75,6 +81,9 @@ export class Applier {
   private readonly pendingAcks: { source: Lsn; replicaWal: bigint }[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private polling = false;
+  /** the replica's flushed WAL position as last seen, and when */
+  private knownFlushed = 0n;
+  private knownFlushedAt = 0;
   /** bytes of rows held in an open insert / identity-full run (not yet in the batch) */
   private heldBytes = 0;
   private groupOpen = false;
@@ -82,7 +91,9 @@ export class Applier {
   private groupTxns = 0;
   private groupEnd: Lsn | null = null;
   private groupCommitTime: string | null = null;
+  /** tables changed in the open group (by schema and name: a table may have had several relation messages) */
   private readonly touched = new Map<string, [string, string]>();
+  private lastTouched: RelationSql | null = null;
   private inTxn = false;
   private skipTxn = false;
   private insertRel: RelationSql | null = null;
@@ -150,18 +161,22 @@ export class Applier {
   }
 
   private touch(r: RelationSql): void {
-    const key = `${r.info.schema}\u0000${r.info.name}`;
-    if (!this.touched.has(key)) this.touched.set(key, [r.info.schema, r.info.name]);
+    if (this.lastTouched === r) return;
+    this.lastTouched = r;
+    if (!this.touched.has(r.tableKey)) this.touched.set(r.tableKey, [r.info.schema, r.info.name]);
   }
+
+  // the runs below end often (before every keyed change): nothing is allocated when none is open
 
   private endFullUpdateRun(): void {
     const r = this.fullUpdateRel;
-    if (r && this.fullUpdates.length) {
-      const u = this.fullUpdates;
+    if (!r) return;
+    const u = this.fullUpdates;
+    if (u.length) {
       const stmt = u.length === 1 ? r.update(u[0].v, undefined, u[0].old) : r.updateFullRows(u);
       if (stmt) this.batch.executeText(stmt);
-      this.heldBytes = 0;
     }
+    this.heldBytes = 0;
     this.fullUpdateRel = null;
     this.fullUpdates = [];
     this.fullUpdateNewKeys.clear();
@@ -169,14 +184,11 @@ export class Applier {
 
   private endFullDeleteRun(): void {
     this.endFullUpdateRun();
-    if (this.fullDeleteRel && this.fullDeleteRows.length) {
-      this.batch.executeText(
-        this.fullDeleteRows.length === 1
-          ? this.fullDeleteRel.delete(this.fullDeleteRows[0])
-          : this.fullDeleteRel.deleteFullRows(this.fullDeleteRows),
-      );
-      this.heldBytes = 0;
-    }
+    const r = this.fullDeleteRel;
+    if (!r) return;
+    const rows = this.fullDeleteRows;
+    if (rows.length) this.batch.executeText(rows.length === 1 ? r.delete(rows[0]) : r.deleteFullRows(rows));
+    this.heldBytes = 0;
     this.fullDeleteRel = null;
     this.fullDeleteRows = [];
   }
@@ -184,10 +196,11 @@ export class Applier {
   private endInsertRun(): void {
     this.endFullDeleteRun();
     const r = this.insertRel;
+    if (!r) return;
     const rows = this.insertRows;
-    if (r && rows.length >= COPY_MIN_ROWS) {
+    if (rows.length >= COPY_MIN_ROWS) {
       this.batch.copyRows(r.copyStatement, rows);
-    } else if (r) {
+    } else {
       const stmt = r.insertStatement;
       for (const v of rows) this.batch.execute(stmt, v);
     }
@@ -356,9 +369,10 @@ export class Applier {
     this.groupEnd = null;
     this.groupTxns = 0;
     this.touched.clear();
+    this.lastTouched = null;
     this.stats.groupsCommitted++;
     if (this.groupCommitTime)
-      this.stats.lastCommitTime = new Date(Number(BigInt(this.groupCommitTime) / 1000n));
+      this.stats.lastCommitTime = new Date(Math.floor(Number(this.groupCommitTime) / 1000));
     this.committed(end, wal);
   }
 
@@ -372,8 +386,13 @@ export class Applier {
       return;
     }
     this.pendingAcks.push({ source: end, replicaWal: wal.inserted });
-    this.ackFlushed(wal.flushed);
-    this.schedulePoll(0);
+    this.sawFlushed(wal.flushed);
+    this.schedulePoll();
+  }
+
+  private sawFlushed(flushed: bigint): void {
+    if (flushed > this.knownFlushed) this.knownFlushed = flushed;
+    this.knownFlushedAt = Date.now();
   }
 
   /** Reports durable every source position whose replica commit is inside the flushed WAL. */
@@ -391,21 +410,27 @@ export class Applier {
     return { inserted: parseLsn(inserted), flushed: parseLsn(flushed) };
   }
 
-  private schedulePoll(delayMs = 20): void {
+  private schedulePoll(): void {
     if (this.flushTimer || this.pendingAcks.length === 0) return;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
-      void this.pollFlush();
-    }, delayMs);
+      void this.reportFlushed();
+    }, FLUSH_POLL_MS);
   }
 
-  /** Asks the replica how far its WAL is flushed and reports durable what that covers. */
-  private async pollFlush(): Promise<void> {
+  /**
+   * Reports durable what the flushed WAL position covers; asks the replica for it only when no commit
+   * brought a fresh one (under a steady load the commits do, and no extra round trip is made).
+   */
+  private async reportFlushed(): Promise<void> {
     if (this.polling || this.pendingAcks.length === 0) return;
     this.polling = true;
     try {
-      const r = await this.client.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l');
-      this.ackFlushed(parseLsn(r.rows[0].l));
+      if (Date.now() - this.knownFlushedAt >= FLUSH_POLL_MS) {
+        const r = await this.client.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l');
+        this.sawFlushed(parseLsn(r.rows[0].l));
+      }
+      this.ackFlushed(this.knownFlushed);
     } catch {
       // the connection broke: nothing more is reported durable; the agent resumes from the replica's state
       this.pendingAcks.length = 0;
@@ -463,6 +488,7 @@ export class Applier {
     this.fullUpdates = [];
     this.fullUpdateNewKeys.clear();
     this.touched.clear();
+    this.lastTouched = null;
     this.ddlInGroup = false;
     const wasOpen = this.groupOpen;
     this.groupOpen = false;

@@ -39,6 +39,7 @@ const excerpt = (s: string, max = 300): string => (s.length > max ? `${s.slice(0
 
 export class Pipeline implements Submittable {
   readonly done: Promise<PipelineResult>;
+  private readonly batch: PipelineBatch;
   private readonly bytes: Buffer;
   private readonly statements: readonly string[];
   /** statements completed so far: the one an error belongs to is the next */
@@ -50,6 +51,7 @@ export class Pipeline implements Submittable {
   private settled = false;
 
   constructor(batch: PipelineBatch) {
+    this.batch = batch;
     this.statements = batch.statements;
     this.bytes = batch.finish();
     this.done = new Promise((resolve, reject) => {
@@ -107,6 +109,8 @@ export class Pipeline implements Submittable {
   handleReadyForQuery(): void {
     if (this.settled) return;
     this.settled = true;
+    // every byte was read by the replica: the buffer can carry a later batch
+    this.batch.recycle();
     this.resolve({ rows: this.rowsOf >= 0 ? this.rows : [] });
   }
 

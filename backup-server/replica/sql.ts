@@ -35,6 +35,8 @@ export function qualifiedName(schema: string, name: string): string {
 /** The prepared pieces of one relation, built once per relation message. */
 export class RelationSql {
   readonly table: string;
+  /** the table's schema and name as one string (same table, same key across relation messages) */
+  readonly tableKey: string;
   private readonly insertPrefix: string;
   readonly keyIndexes: number[];
   readonly full: boolean;
@@ -54,6 +56,7 @@ export class RelationSql {
     generatedAlways: ReadonlySet<string> = new Set(),
   ) {
     this.table = qualifiedName(info.schema, info.name);
+    this.tableKey = `${info.schema}\u0000${info.name}`;
     this.cols = info.columns.map((c) => quoteIdent(c.name));
     this.insertPrefix = `INSERT INTO ${this.table} (${this.cols.join(', ')}) OVERRIDING SYSTEM VALUE VALUES `;
     this.fixed = new Set(info.columns.flatMap((c, i) => (generatedAlways.has(c.name) ? [i] : [])));
