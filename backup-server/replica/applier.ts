@@ -32,8 +32,11 @@ import { Pipeline, parsedStatements } from './pipeline';
 import { PipelineBatch } from './pipeline-batch';
 import { qualifiedName, RelationSql } from './sql';
 
-/** runs of at least this many inserts into one table go in by COPY, shorter ones row by row */
-const COPY_MIN_ROWS = 50;
+/**
+ * Runs of at least this many inserts into one table go in by COPY, shorter ones row by row (a COPY inside
+ * the batch costs no round trip of its own; measured on the replica it beats row-by-row from ~5 rows).
+ */
+const COPY_MIN_ROWS = 10;
 
 /**
  * Durable positions are reported at most this often. Commits bring the replica's flushed WAL position
