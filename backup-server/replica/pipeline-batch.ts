@@ -33,8 +33,9 @@ const EMPTY = Buffer.alloc(0);
  * fresh buffer hundreds of times a second (external memory that drives the garbage collector).
  */
 const spare: Buffer[] = [];
-const SPARE_BUFFERS = 8;
-const SPARE_MAX_BYTES = 4 * 1024 * 1024;
+/** two per applier are in use at most (double-buffered flushes); bulk-sized buffers are not kept (RSS) */
+const SPARE_BUFFERS = 4;
+const SPARE_MAX_BYTES = 256 * 1024;
 
 export class PipelineBatch {
   private buf: Buffer;
