@@ -61,6 +61,8 @@ export class SourceReplicator {
   private sync: InitialSync | null = null;
   private readonly pendingSequenceRequests = new Map<string, () => void>();
   private readonly st: SourceStatus;
+  /** when the last message arrived (ms; st.lastMessageAt is formatted from it when status is read) */
+  private lastMessageAtMs: number | null = null;
   private appVersion: string | null = null;
 
   constructor(
@@ -99,6 +101,7 @@ export class SourceReplicator {
   }
 
   status(): SourceStatus {
+    if (this.lastMessageAtMs !== null) this.st.lastMessageAt = new Date(this.lastMessageAtMs).toISOString();
     const a = this.applier;
     if (a) {
       this.st.transactionsApplied = a.stats.transactionsApplied;
@@ -165,10 +168,10 @@ export class SourceReplicator {
       this.log.warn('protocol error from agent', { source: this.settings.name, error: describeError(e) }),
     );
     conn.on('arrived', (m: AgentMessage) => {
-      this.st.lastMessageAt = new Date().toISOString();
+      this.lastMessageAtMs = Date.now();
       this.onEvent('message', this.settings.name);
       if (m.tag === 'heartbeat') {
-        this.st.lastHeartbeatAt = this.st.lastMessageAt;
+        this.st.lastHeartbeatAt = new Date(this.lastMessageAtMs).toISOString();
         this.onEvent('heartbeat', this.settings.name);
       } else if (m.tag === 'close') {
         this.st.closedByAgent = true;
@@ -317,7 +320,7 @@ export class SourceReplicator {
 
   private async handleMessage(conn: Conn, f: Frame<AgentMessage>): Promise<void> {
     const m = f.header;
-    this.st.lastMessageAt = new Date().toISOString();
+    this.lastMessageAtMs = Date.now();
     switch (m.tag) {
       case 'start': {
         await this.cleanup();

@@ -5,28 +5,44 @@
  * written to pgferry.state in that same transaction, so the replica always equals the primary as of one
  * commit, and the applied LSN can never disagree with the data. A large source transaction is applied as
  * it streams (statements are flushed every `maxBatchBytes`), so memory stays bounded.
+ *
+ * Each flush is one pipelined round trip in the extended query protocol (pipeline-batch.ts, pipeline.ts):
+ * keyed updates and deletes and short insert runs are named statements bound with the raw text values,
+ * long insert runs go by COPY inside the same batch.
  */
 import type { ClientBase } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { PgferryError } from '../../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../../shared/lsn';
 import type { Change, RelationInfo, SequenceValue, Value } from '../../shared/protocol/messages';
+import {
+  BEGIN,
+  COMMIT,
+  MARK_ALL_TABLES_CHANGED,
+  markTablesChanged,
+  RECORD_SEQUENCE,
+  RESET_SEARCH_PATH,
+  SET_APPLIED,
+  SET_SEARCH_PATH,
+  SET_SEQUENCE,
+  TABLE_CHANGES_ROWS,
+  WAL_POSITION,
+} from './apply-statements';
 import { ddlStatements } from './ddl-statements';
-import { type Prepared, qualifiedName, quoteLiteral, RelationSql } from './sql';
+import { Pipeline, parsedStatements } from './pipeline';
+import { PipelineBatch } from './pipeline-batch';
+import { qualifiedName, RelationSql } from './sql';
 
-/** runs of at least this many inserts into one table go in by COPY, shorter ones as one multi-row INSERT */
-const COPY_MIN_ROWS = 50;
+/**
+ * Runs of at least this many inserts into one table go in by COPY, shorter ones row by row (a COPY inside
+ * the batch costs no round trip of its own; measured on the replica it beats row-by-row from ~5 rows).
+ */
+const COPY_MIN_ROWS = 10;
 
-const INSERT_LSN_SQL = 'SELECT pg_current_wal_insert_lsn()::text AS pgferry_commit_wal';
-
-interface QueryResultLike {
-  rows?: Record<string, unknown>[];
-}
-
-interface CopyOp {
-  copy: string;
-  data: string;
-}
+/**
+ * Durable positions are reported at most this often. Commits bring the replica's flushed WAL position
+ * with them; the replica is asked on its own only when no commit brought a fresh one for this long.
+ */
+const FLUSH_POLL_MS = 20;
 
 /** the primary's DDL capture table (see agent/ddl-capture.ts): its inserts are replayed, not stored */
 const DDL_SCHEMA = 'pgferry';
@@ -57,21 +73,30 @@ export interface ApplierStats {
 export class Applier {
   private readonly relations = new Map<number, RelationSql>();
   private applied: Lsn;
-  private sql: (string | CopyOp)[] = [];
+  /** statements parsed on this connection (names are unique per relation message) */
+  private readonly prepared: Set<string>;
+  /** what the next round trip sends */
+  private batch: PipelineBatch;
   private inflight: Promise<void> = Promise.resolve();
-  /** rows of the last statement of the last SQL batch run */
-  private lastRows: Record<string, unknown>[] = [];
+  /** rows of the last row-returning statement of the last batch run */
+  private lastRows: Value[][] = [];
   /** committed on the replica, waiting for its WAL flush before being reported durable */
   private readonly pendingAcks: { source: Lsn; replicaWal: bigint }[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private polling = false;
-  private sqlBytes = 0;
+  /** the replica's flushed WAL position as last seen, and when */
+  private knownFlushed = 0n;
+  private knownFlushedAt = 0;
+  /** bytes of rows held in an open insert / identity-full run (not yet in the batch) */
+  private heldBytes = 0;
   private groupOpen = false;
   private groupStartedAt = 0;
   private groupTxns = 0;
   private groupEnd: Lsn | null = null;
   private groupCommitTime: string | null = null;
+  /** tables changed in the open group (by schema and name: a table may have had several relation messages) */
   private readonly touched = new Map<string, [string, string]>();
+  private lastTouched: RelationSql | null = null;
   private inTxn = false;
   private skipTxn = false;
   private insertRel: RelationSql | null = null;
@@ -97,6 +122,8 @@ export class Applier {
     private readonly onDurable: (lsn: Lsn) => void,
   ) {
     this.applied = appliedLsn;
+    this.prepared = parsedStatements(client);
+    this.batch = new PipelineBatch(this.prepared);
   }
 
   get appliedLsn(): Lsn {
@@ -136,33 +163,23 @@ export class Applier {
     return r;
   }
 
-  /** statements prepared on this connection (names are unique per relation message) */
-  private readonly prepared = new Set<string>();
-
-  private pushPrepared(p: Prepared): void {
-    if (!this.prepared.has(p.name)) {
-      this.push(p.prepare);
-      this.prepared.add(p.name);
-    }
-    this.push(p.execute);
-  }
-
-  private push(stmt: string): void {
-    this.sql.push(stmt);
-    this.sqlBytes += stmt.length;
-  }
-
   private touch(r: RelationSql): void {
-    const key = `${r.info.schema}\u0000${r.info.name}`;
-    if (!this.touched.has(key)) this.touched.set(key, [r.info.schema, r.info.name]);
+    if (this.lastTouched === r) return;
+    this.lastTouched = r;
+    if (!this.touched.has(r.tableKey)) this.touched.set(r.tableKey, [r.info.schema, r.info.name]);
   }
+
+  // the runs below end often (before every keyed change): nothing is allocated when none is open
 
   private endFullUpdateRun(): void {
     const r = this.fullUpdateRel;
-    if (r && this.fullUpdates.length) {
-      const u = this.fullUpdates;
-      this.push(u.length === 1 ? r.update(u[0].v, undefined, u[0].old) : r.updateFullRows(u));
+    if (!r) return;
+    const u = this.fullUpdates;
+    if (u.length) {
+      const stmt = u.length === 1 ? r.update(u[0].v, undefined, u[0].old) : r.updateFullRows(u);
+      if (stmt) this.batch.executeText(stmt);
     }
+    this.heldBytes = 0;
     this.fullUpdateRel = null;
     this.fullUpdates = [];
     this.fullUpdateNewKeys.clear();
@@ -170,13 +187,11 @@ export class Applier {
 
   private endFullDeleteRun(): void {
     this.endFullUpdateRun();
-    if (this.fullDeleteRel && this.fullDeleteRows.length) {
-      this.push(
-        this.fullDeleteRows.length === 1
-          ? this.fullDeleteRel.delete(this.fullDeleteRows[0])
-          : this.fullDeleteRel.deleteFullRows(this.fullDeleteRows),
-      );
-    }
+    const r = this.fullDeleteRel;
+    if (!r) return;
+    const rows = this.fullDeleteRows;
+    if (rows.length) this.batch.executeText(rows.length === 1 ? r.delete(rows[0]) : r.deleteFullRows(rows));
+    this.heldBytes = 0;
     this.fullDeleteRel = null;
     this.fullDeleteRows = [];
   }
@@ -184,14 +199,15 @@ export class Applier {
   private endInsertRun(): void {
     this.endFullDeleteRun();
     const r = this.insertRel;
+    if (!r) return;
     const rows = this.insertRows;
-    if (r && rows.length >= COPY_MIN_ROWS) {
-      this.sql.push({ copy: r.copyStatement, data: r.copyText(rows) });
-    } else if (r && rows.length <= 3) {
-      for (const v of rows) this.pushPrepared(r.preparedInsert(v));
-    } else if (r && rows.length) {
-      this.push(r.insertPrefix + rows.map((v) => r.valuesTuple(v)).join(', '));
+    if (rows.length >= COPY_MIN_ROWS) {
+      this.batch.copyRows(r.copyStatement, rows);
+    } else {
+      const stmt = r.insertStatement;
+      for (const v of rows) this.batch.execute(stmt, v);
     }
+    this.heldBytes = 0;
     this.insertRel = null;
     this.insertRows = [];
   }
@@ -207,7 +223,7 @@ export class Applier {
           if (!this.skipTxn && !this.groupOpen) {
             this.groupOpen = true;
             this.groupStartedAt = Date.now();
-            this.push('BEGIN');
+            this.batch.execute(BEGIN, []);
           }
           break;
         }
@@ -224,7 +240,7 @@ export class Applier {
             this.touch(r);
           }
           this.insertRows.push(c.v);
-          for (const v of c.v) this.sqlBytes += v === null ? 4 : v.length + 4;
+          for (const v of c.v) this.heldBytes += v === null ? 4 : v.length + 4;
           this.stats.rowsApplied++;
           break;
         }
@@ -244,14 +260,16 @@ export class Applier {
             this.fullUpdateRel = r;
             this.fullUpdates.push({ old: c.old, v: c.v });
             this.fullUpdateNewKeys.add(JSON.stringify(c.v));
-            this.sqlBytes += 128;
+            this.heldBytes += 128;
           } else {
             this.endInsertRun();
-            const p = r.preparedUpdate(c.v, c.toast, c.old);
-            if (p) this.pushPrepared(p);
+            // the old key came only if the key changed; else the new values hold it
+            const keySrc = c.old ?? c.v;
+            const k = r.keyUsable(keySrc) ? r.updateByKey(c.toast, c.old !== undefined) : null;
+            if (k) this.batch.execute(k.stmt, c.v, k.set, keySrc, k.key);
             else {
               const stmt = r.update(c.v, c.toast, c.old);
-              if (stmt) this.push(stmt);
+              if (stmt) this.batch.executeText(stmt);
             }
           }
           this.touch(r);
@@ -267,11 +285,11 @@ export class Applier {
             if (this.fullDeleteRel !== r || this.fullDeleteRows.length >= 5000) this.endFullDeleteRun();
             this.fullDeleteRel = r;
             this.fullDeleteRows.push(c.old);
-            this.sqlBytes += 64;
+            this.heldBytes += 64;
           } else {
-            const p = r.preparedDelete(c.old);
-            if (p) this.pushPrepared(p);
-            else this.push(r.delete(c.old));
+            const k = r.keyUsable(c.old) ? r.deleteByKey() : null;
+            if (k) this.batch.execute(k.stmt, c.old, k.key);
+            else this.batch.executeText(r.delete(c.old));
           }
           this.touch(r);
           this.stats.rowsApplied++;
@@ -283,7 +301,7 @@ export class Applier {
           const rels = c.rs.filter((id) => id !== this.ddl?.relid).map((id) => this.rel(id));
           if (rels.length === 0) break;
           for (const r of rels) this.touch(r);
-          this.push(
+          this.batch.executeText(
             `TRUNCATE ${rels.map((r) => r.table).join(', ')}${c.restartIdentity ? ' RESTART IDENTITY' : ''}${c.cascade ? ' CASCADE' : ''}`,
           );
           break;
@@ -302,7 +320,7 @@ export class Applier {
           break;
         }
       }
-      if (this.sqlBytes >= (this.opts.maxBatchBytes ?? 1024 * 1024)) {
+      if (this.batch.byteLength + this.heldBytes >= (this.opts.maxBatchBytes ?? 1024 * 1024)) {
         this.endInsertRun();
         await this.flushSql(false);
       }
@@ -312,10 +330,11 @@ export class Applier {
   /** Replays a captured DDL command at its place in the stream, under the search_path it ran with. */
   private replayDdl(command: string, searchPath: Value): void {
     this.endInsertRun();
-    this.push(`SELECT set_config('search_path', ${quoteLiteral(searchPath ?? 'public')}, true)`);
+    this.batch.execute(SET_SEARCH_PATH, [searchPath ?? 'public']);
     // CONCURRENTLY cannot run inside the replica's transaction; the plain form has the same result
-    for (const stmt of ddlStatements(command)) this.push(stmt.replace(/\b(INDEX\s+)CONCURRENTLY\b/gi, '$1'));
-    this.push('RESET search_path');
+    for (const stmt of ddlStatements(command))
+      this.batch.executeText(stmt.replace(/\b(INDEX\s+)CONCURRENTLY\b/gi, '$1'));
+    this.batch.execute(RESET_SEARCH_PATH, []);
     this.ddlInGroup = true;
   }
 
@@ -333,83 +352,88 @@ export class Applier {
   async commitGroup(): Promise<void> {
     if (!this.groupOpen || this.inTxn || this.groupEnd === null) return;
     const end = this.groupEnd;
-    this.push(
-      `UPDATE pgferry.state SET applied_lsn = '${formatLsn(end)}', applied_at = now()` +
-        (this.groupCommitTime
-          ? `, last_commit_time = to_timestamp(${quoteLiteral(this.groupCommitTime)}::numeric / 1000000)`
-          : '') +
-        ' WHERE id = 1',
-    );
-    if (this.touched.size) {
-      const rows = [...this.touched.values()].map(
-        ([s, t]) => `(${quoteLiteral(s)}, ${quoteLiteral(t)}, '${formatLsn(end)}')`,
-      );
-      this.push(
-        `INSERT INTO pgferry.table_changes (schema_name, table_name, last_change_lsn) VALUES ${rows.join(', ')}
-         ON CONFLICT (schema_name, table_name) DO UPDATE SET last_change_lsn = excluded.last_change_lsn`,
-      );
+    const lsn = formatLsn(end);
+    this.batch.execute(SET_APPLIED, [lsn, this.groupCommitTime]);
+    const touched = [...this.touched.values()];
+    for (let at = 0; at < touched.length; at += TABLE_CHANGES_ROWS) {
+      const chunk = touched.slice(at, at + TABLE_CHANGES_ROWS);
+      this.batch.execute(markTablesChanged(chunk.length), [lsn, ...chunk.flat()]);
     }
-    if (this.ddlInGroup) {
-      // a schema change rewrites what a snapshot holds of every table: none may be hard-linked
-      this.push(
-        `INSERT INTO pgferry.table_changes (schema_name, table_name, last_change_lsn)
-         SELECT schemaname, tablename, '${formatLsn(end)}' FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pgferry')
-         ON CONFLICT (schema_name, table_name) DO UPDATE SET last_change_lsn = excluded.last_change_lsn`,
-      );
-    }
-    this.push('COMMIT');
+    // a schema change rewrites what a snapshot holds of every table: none may be hard-linked
+    if (this.ddlInGroup) this.batch.execute(MARK_ALL_TABLES_CHANGED, [lsn]);
+    this.batch.execute(COMMIT, []);
     // where the commit record ends in the replica's WAL (asyncCommit reports it durable once flushed)
-    if (this.opts.asyncCommit) this.push(INSERT_LSN_SQL);
+    if (this.opts.asyncCommit) this.batch.execute(WAL_POSITION, []);
     await this.flushSql();
-    const commitWal = this.opts.asyncCommit ? this.insertLsnFromLastRows() : null;
+    const wal = this.opts.asyncCommit ? this.walFromLastRows() : null;
     this.ddlInGroup = false;
     this.applied = end;
     this.groupOpen = false;
     this.groupEnd = null;
     this.groupTxns = 0;
     this.touched.clear();
+    this.lastTouched = null;
     this.stats.groupsCommitted++;
     if (this.groupCommitTime)
-      this.stats.lastCommitTime = new Date(Number(BigInt(this.groupCommitTime) / 1000n));
-    this.committed(end, commitWal);
+      this.stats.lastCommitTime = new Date(Math.floor(Number(this.groupCommitTime) / 1000));
+    this.committed(end, wal);
   }
 
-  /** A replica commit covering the source up to `end` happened: report it now or once flushed. */
-  private committed(end: Lsn, commitWal: bigint | null): void {
-    if (!this.opts.asyncCommit || commitWal === null) {
+  /**
+   * A replica commit covering the source up to `end` happened: report it now or once flushed. `wal` is
+   * the replica's WAL position right after the commit and how far it was flushed then.
+   */
+  private committed(end: Lsn, wal: { inserted: bigint; flushed: bigint } | null): void {
+    if (!this.opts.asyncCommit || wal === null) {
       this.onDurable(end);
       return;
     }
-    this.pendingAcks.push({ source: end, replicaWal: commitWal });
-    this.schedulePoll(0);
+    this.pendingAcks.push({ source: end, replicaWal: wal.inserted });
+    this.sawFlushed(wal.flushed);
+    this.schedulePoll();
   }
 
-  private insertLsnFromLastRows(): bigint {
-    const l = this.lastRows[0]?.pgferry_commit_wal;
-    if (typeof l !== 'string')
-      throw new PgferryError('INTERNAL', 'the replica did not report its WAL position after a commit');
-    return parseLsn(l);
-  }
-
-  private schedulePoll(delayMs = 20): void {
-    if (this.flushTimer || this.pendingAcks.length === 0) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = null;
-      void this.pollFlush();
-    }, delayMs);
+  private sawFlushed(flushed: bigint): void {
+    if (flushed > this.knownFlushed) this.knownFlushed = flushed;
+    this.knownFlushedAt = Date.now();
   }
 
   /** Reports durable every source position whose replica commit is inside the flushed WAL. */
-  private async pollFlush(): Promise<void> {
+  private ackFlushed(flushed: bigint): void {
+    let last: Lsn | null = null;
+    while (this.pendingAcks.length && this.pendingAcks[0].replicaWal <= flushed)
+      last = this.pendingAcks.shift()!.source;
+    if (last !== null) this.onDurable(last);
+  }
+
+  private walFromLastRows(): { inserted: bigint; flushed: bigint } {
+    const [inserted, flushed] = this.lastRows[0] ?? [];
+    if (typeof inserted !== 'string' || typeof flushed !== 'string')
+      throw new PgferryError('INTERNAL', 'the replica did not report its WAL position after a commit');
+    return { inserted: parseLsn(inserted), flushed: parseLsn(flushed) };
+  }
+
+  private schedulePoll(): void {
+    if (this.flushTimer || this.pendingAcks.length === 0) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      void this.reportFlushed();
+    }, FLUSH_POLL_MS);
+  }
+
+  /**
+   * Reports durable what the flushed WAL position covers; asks the replica for it only when no commit
+   * brought a fresh one (under a steady load the commits do, and no extra round trip is made).
+   */
+  private async reportFlushed(): Promise<void> {
     if (this.polling || this.pendingAcks.length === 0) return;
     this.polling = true;
     try {
-      const r = await this.client.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l');
-      const flushed = parseLsn(r.rows[0].l);
-      let last: Lsn | null = null;
-      while (this.pendingAcks.length && this.pendingAcks[0].replicaWal <= flushed)
-        last = this.pendingAcks.shift()!.source;
-      if (last !== null) this.onDurable(last);
+      if (Date.now() - this.knownFlushedAt >= FLUSH_POLL_MS) {
+        const r = await this.client.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l');
+        this.sawFlushed(parseLsn(r.rows[0].l));
+      }
+      this.ackFlushed(this.knownFlushed);
     } catch {
       // the connection broke: nothing more is reported durable; the agent resumes from the replica's state
       this.pendingAcks.length = 0;
@@ -429,37 +453,27 @@ export class Applier {
   /** Nothing to apply up to `lsn` (the source was idle): record the position so the slot can advance. */
   async advance(lsn: Lsn): Promise<void> {
     if (this.inTxn || this.groupOpen || lsn <= this.applied) return;
-    await this.runSql(
-      `UPDATE pgferry.state SET applied_lsn = '${formatLsn(lsn)}', applied_at = now() WHERE id = 1;\n${INSERT_LSN_SQL}`,
-    );
+    // explicit transaction: the WAL position is read after the commit record
+    this.batch.execute(BEGIN, []);
+    this.batch.execute(SET_APPLIED, [formatLsn(lsn), null]);
+    this.batch.execute(COMMIT, []);
+    this.batch.execute(WAL_POSITION, []);
+    await this.flushSql();
     this.applied = lsn;
-    this.committed(lsn, this.opts.asyncCommit ? this.insertLsnFromLastRows() : null);
+    this.committed(lsn, this.opts.asyncCommit ? this.walFromLastRows() : null);
   }
 
   /** Records the primary's sequence values and moves the replica's sequences to them. */
   async applySequences(seqs: SequenceValue[], lsn: Lsn | null): Promise<void> {
     if (seqs.length === 0) return;
-    const stmts: string[] = [];
+    const at = lsn === null ? null : formatLsn(lsn);
     for (const s of seqs) {
-      const name = quoteLiteral(qualifiedName(s.schema, s.name));
-      stmts.push(
-        `SELECT setval(c.oid, ${quoteLiteral(s.lastValue)}::bigint, ${s.isCalled}) FROM pg_class c WHERE c.oid = to_regclass(${name})`,
-      );
+      const called = s.isCalled ? 'true' : 'false';
+      this.batch.execute(SET_SEQUENCE, [qualifiedName(s.schema, s.name), s.lastValue, called]);
+      this.batch.execute(RECORD_SEQUENCE, [s.schema, s.name, s.lastValue, called, at]);
     }
-    const rows = seqs.map(
-      (s) =>
-        `(${quoteLiteral(s.schema)}, ${quoteLiteral(s.name)}, ${quoteLiteral(s.lastValue)}::bigint, ${s.isCalled}, ${lsn === null ? 'NULL' : `'${formatLsn(lsn)}'`})`,
-    );
-    stmts.push(
-      `INSERT INTO pgferry.sequences (schema_name, sequence_name, last_value, is_called, reported_lsn) VALUES ${rows.join(', ')}
-       ON CONFLICT (schema_name, sequence_name) DO UPDATE SET last_value = excluded.last_value, is_called = excluded.is_called,
-         reported_lsn = excluded.reported_lsn, reported_at = now()`,
-    );
-    if (this.groupOpen) {
-      for (const s of stmts) this.push(s);
-    } else {
-      await this.client.query(stmts.join(';\n'));
-    }
+    // inside a group they commit with it; else at once, in one implicit transaction
+    if (!this.groupOpen) await this.flushSql();
   }
 
   /** Throws away an open group (after an error or a lost link); nothing of it was committed. */
@@ -467,8 +481,8 @@ export class Applier {
     this.close();
     await this.inflight.catch(() => undefined);
     this.inflight = Promise.resolve();
-    this.sql = [];
-    this.sqlBytes = 0;
+    this.batch = new PipelineBatch(this.prepared);
+    this.heldBytes = 0;
     this.insertRel = null;
     this.insertRows = [];
     this.fullDeleteRel = null;
@@ -477,6 +491,7 @@ export class Applier {
     this.fullUpdates = [];
     this.fullUpdateNewKeys.clear();
     this.touched.clear();
+    this.lastTouched = null;
     this.ddlInGroup = false;
     const wasOpen = this.groupOpen;
     this.groupOpen = false;
@@ -491,7 +506,7 @@ export class Applier {
         new Promise((r) => setTimeout(r, 2000).unref()),
       ]);
     }
-    // a PREPARE inside a failed batch may never have run: forget them all and drop those that did (after the rollback, or DEALLOCATE would fail too)
+    // a Parse inside a failed batch may never have run: forget them all and drop those that did (after the rollback, or DEALLOCATE would fail too)
     if (this.prepared.size) {
       this.prepared.clear();
       await Promise.race([
@@ -502,69 +517,23 @@ export class Applier {
   }
 
   /**
-   * Sends what is buffered. Double-buffered: the previous batch must have completed, but this one may
-   * still be running when this returns (the next frame is decoded meanwhile); `wait` waits for it too.
-   * A failure surfaces at the next flush, commit or wait — before anything is reported durable.
+   * Sends what is buffered, as one round trip. Double-buffered: the previous batch must have completed,
+   * but this one may still be running when this returns (the next frame is decoded meanwhile); `wait`
+   * waits for it too. A failure surfaces at the next flush, commit or wait — before anything is reported
+   * durable.
    */
   private async flushSql(wait = true): Promise<void> {
     await this.inflight;
-    if (this.sql.length > 0) {
-      const ops = this.sql;
-      this.sql = [];
-      this.sqlBytes = 0;
-      const run = this.runOps(ops);
+    if (this.batch.length > 0) {
+      const pipeline = new Pipeline(this.batch);
+      this.batch = new PipelineBatch(this.prepared);
+      this.client.query(pipeline);
+      const run = pipeline.done.then((r) => {
+        this.lastRows = r.rows;
+      });
       run.catch(() => undefined);
       this.inflight = run;
     }
     if (wait) await this.inflight;
-  }
-
-  private async runOps(ops: (string | CopyOp)[]): Promise<void> {
-    let text: string[] = [];
-    for (const op of ops) {
-      if (typeof op === 'string') {
-        text.push(op);
-        continue;
-      }
-      if (text.length) await this.runSql(text.join(';\n'));
-      text = [];
-      await this.runCopy(op);
-    }
-    if (text.length) await this.runSql(text.join(';\n'));
-  }
-
-  private async runCopy(op: CopyOp): Promise<void> {
-    try {
-      const stream = this.client.query(copyFrom(op.copy));
-      await new Promise<void>((resolve, reject) => {
-        stream.on('finish', resolve);
-        stream.on('error', reject);
-        stream.end(op.data);
-      });
-    } catch (e) {
-      throw new PgferryError(
-        'APPLY_FAILED',
-        `applying inserts on the replica failed: ${(e as Error).message}`,
-        { cause: e },
-      );
-    }
-  }
-
-  private async runSql(text: string): Promise<void> {
-    try {
-      const r = (await this.client.query(text)) as unknown as QueryResultLike | QueryResultLike[];
-      const last = Array.isArray(r) ? r[r.length - 1] : r;
-      this.lastRows = last?.rows ?? [];
-    } catch (e) {
-      const err = e as Error & { position?: string };
-      throw new PgferryError('APPLY_FAILED', `applying changes on the replica failed: ${err.message}`, {
-        cause: e,
-        details: {
-          near: err.position
-            ? text.slice(Math.max(0, Number(err.position) - 200), Number(err.position) + 200)
-            : undefined,
-        },
-      });
-    }
   }
 }

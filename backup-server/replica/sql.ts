@@ -1,9 +1,12 @@
 /**
- * SQL text for applying changes. Values are PostgreSQL text output and go in as quoted literals
- * (standard_conforming_strings is on in every replica session), so many statements can travel in one
- * round trip; literals are untyped, so PostgreSQL gives them the target column's type.
+ * SQL for applying one table's changes. The hot statements (insert, update and delete by key) are named
+ * statements with parameters: the replicated text values are bound as they are (pipeline-batch.ts).
+ * The rest (identity-full matching, NULL keys) is SQL text with the values as quoted literals
+ * (standard_conforming_strings is on in every replica session); literals are untyped, so PostgreSQL gives
+ * them the target column's type.
  */
 import type { RelationInfo, Value } from '../../shared/protocol/messages';
+import type { NamedStatement } from './pipeline-batch';
 
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
@@ -16,24 +19,13 @@ export function quoteLiteral(v: Value): string {
 
 let relationSerial = 0;
 
-export interface Prepared {
-  name: string;
-  prepare: string;
-  execute: string;
-}
-
-function hashShape(shape: string): string {
-  let h = 5381;
-  for (let i = 0; i < shape.length; i++) h = ((h * 33) ^ shape.charCodeAt(i)) >>> 0;
-  return h.toString(36);
-}
-
-const COPY_SPECIAL = /[\\\t\n\r]/;
-
-/** Escapes a value for COPY text format: backslash, tab, newline and carriage return. */
-export function copyEscape(v: string): string {
-  if (!COPY_SPECIAL.test(v)) return v;
-  return v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+/** A keyed update or delete: its named statement and which values are its parameters, in order. */
+export interface KeyedStatement {
+  stmt: NamedStatement;
+  /** indexes of the new values that are SET (updates) */
+  set: readonly number[];
+  /** indexes of the key values that locate the row */
+  key: readonly number[];
 }
 
 export function qualifiedName(schema: string, name: string): string {
@@ -43,7 +35,9 @@ export function qualifiedName(schema: string, name: string): string {
 /** The prepared pieces of one relation, built once per relation message. */
 export class RelationSql {
   readonly table: string;
-  readonly insertPrefix: string;
+  /** the table's schema and name as one string (same table, same key across relation messages) */
+  readonly tableKey: string;
+  private readonly insertPrefix: string;
   readonly keyIndexes: number[];
   readonly full: boolean;
   private readonly cols: string[];
@@ -52,12 +46,17 @@ export class RelationSql {
   private readonly serial = ++relationSerial;
   /** columns that can't be SET (identity GENERATED ALWAYS on the replica): skipped in updates */
   private readonly fixed: Set<number>;
+  /** distinct keyed-update shapes seen (by unchanged TOAST columns and whether the key changed) */
+  private readonly updateShapes = new Map<string, KeyedStatement | null>();
+  private deleteShape: KeyedStatement | null | undefined;
+  private insertShape: NamedStatement | undefined;
 
   constructor(
     readonly info: RelationInfo,
     generatedAlways: ReadonlySet<string> = new Set(),
   ) {
     this.table = qualifiedName(info.schema, info.name);
+    this.tableKey = `${info.schema}\u0000${info.name}`;
     this.cols = info.columns.map((c) => quoteIdent(c.name));
     this.insertPrefix = `INSERT INTO ${this.table} (${this.cols.join(', ')}) OVERRIDING SYSTEM VALUE VALUES `;
     this.fixed = new Set(info.columns.flatMap((c, i) => (generatedAlways.has(c.name) ? [i] : [])));
@@ -67,25 +66,6 @@ export class RelationSql {
 
   get copyStatement(): string {
     return `COPY ${this.table} (${this.cols.join(', ')}) FROM STDIN`;
-  }
-
-  /** Rows in COPY text format. */
-  copyText(rows: Value[][]): string {
-    let out = '';
-    for (const row of rows) {
-      for (let i = 0; i < row.length; i++) {
-        const v = row[i];
-        out += (i ? '\t' : '') + (v === null ? '\\N' : copyEscape(v));
-      }
-      out += '\n';
-    }
-    return out;
-  }
-
-  valuesTuple(v: Value[]): string {
-    let s = '(';
-    for (let i = 0; i < v.length; i++) s += (i ? ', ' : '') + quoteLiteral(v[i]);
-    return `${s})`;
   }
 
   /**
@@ -155,49 +135,70 @@ export class RelationSql {
     return `DELETE FROM ${this.table} WHERE ${this.locate(old, undefined)}`;
   }
 
+  /** Whether a keyed statement can locate the row from `keySrc` (no key value is NULL). */
+  keyUsable(keySrc: readonly Value[]): boolean {
+    for (const i of this.keyIndexes) if (keySrc[i] === null) return false;
+    return true;
+  }
+
   /**
-   * Update or delete by key as a prepared statement: the replica parses and plans each shape once and
-   * then only executes (`EXECUTE name(literals)` still travels many to a round trip). Null when the
-   * statement cannot be keyed (identity full, a NULL key value, nothing to set).
+   * Update by key as a named statement (parsed once per connection, then bound with the raw text values).
+   * The key is taken from the old values when the key changed (`keyChanged`: the stream sent them), else
+   * from the new ones, and then the key columns are not SET (they are unchanged). Null when the statement
+   * cannot be keyed (identity full, no key, nothing to set): the caller falls back to `update`.
    */
-  preparedUpdate(v: Value[], toast: number[] | undefined, old: Value[] | undefined): Prepared | null {
+  updateByKey(toast: readonly number[] | undefined, keyChanged: boolean): KeyedStatement | null {
     if (this.full || this.keyIndexes.length === 0) return null;
-    const keySrc = old ?? v;
-    if (this.keyIndexes.some((i) => keySrc[i] === null)) return null;
-    const skip = toast?.length ? new Set(toast) : null;
-    const setIdx: number[] = [];
-    for (let i = 0; i < v.length; i++) if (!skip?.has(i) && !this.fixed.has(i)) setIdx.push(i);
-    if (setIdx.length === 0) return null;
-    const shape = setIdx.join('_');
-    const name = `pgf_${this.serial}_u_${shape.length > 40 ? hashShape(shape) : shape}`;
-    const sets = setIdx.map((i, n) => `${this.cols[i]} = $${n + 1}`);
-    const where = this.keyIndexes.map((i, n) => `${this.cols[i]} = $${setIdx.length + n + 1}`);
-    return {
-      name,
-      prepare: `PREPARE ${name} AS UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where.join(' AND ')}`,
-      execute: `EXECUTE ${name}(${[...setIdx.map((i) => v[i]), ...this.keyIndexes.map((i) => keySrc[i])].map(quoteLiteral).join(', ')})`,
-    };
+    const shapeKey = `${keyChanged ? 'k' : 'n'}${toast?.length ? toast.join(',') : ''}`;
+    let shape = this.updateShapes.get(shapeKey);
+    if (shape !== undefined) return shape;
+    const skip = new Set(toast);
+    const keys = new Set(this.keyIndexes);
+    const settable = (i: number) => !skip.has(i) && !this.fixed.has(i);
+    let set = this.cols.flatMap((_, i) => (settable(i) && (keyChanged || !keys.has(i)) ? [i] : []));
+    // only key columns left (a table made of its key): set them to themselves, as the stream says
+    if (set.length === 0) set = this.cols.flatMap((_, i) => (settable(i) ? [i] : []));
+    if (set.length === 0) shape = null;
+    else {
+      const sets = set.map((i, n) => `${this.cols[i]} = $${n + 1}`);
+      const where = this.keyIndexes.map((i, n) => `${this.cols[i]} = $${set.length + n + 1}`);
+      shape = {
+        stmt: {
+          name: `pgf_${this.serial}_u${this.updateShapes.size}`,
+          text: `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where.join(' AND ')}`,
+        },
+        set,
+        key: this.keyIndexes,
+      };
+    }
+    this.updateShapes.set(shapeKey, shape);
+    return shape;
   }
 
-  /** One row's INSERT as a prepared statement (short runs; long ones go by COPY). */
-  preparedInsert(v: Value[]): Prepared {
-    const name = `pgf_${this.serial}_i`;
-    return {
-      name,
-      prepare: `PREPARE ${name} AS ${this.insertPrefix}(${this.cols.map((_, i) => `$${i + 1}`).join(', ')})`,
-      execute: `EXECUTE ${name}(${v.map(quoteLiteral).join(', ')})`,
-    };
+  /** Delete by key as a named statement; null when the table has no key or is identity full. */
+  deleteByKey(): KeyedStatement | null {
+    if (this.deleteShape === undefined) {
+      this.deleteShape =
+        this.full || this.keyIndexes.length === 0
+          ? null
+          : {
+              stmt: {
+                name: `pgf_${this.serial}_d`,
+                text: `DELETE FROM ${this.table} WHERE ${this.keyIndexes.map((i, n) => `${this.cols[i]} = $${n + 1}`).join(' AND ')}`,
+              },
+              set: [],
+              key: this.keyIndexes,
+            };
+    }
+    return this.deleteShape;
   }
 
-  preparedDelete(old: Value[]): Prepared | null {
-    if (this.full || this.keyIndexes.length === 0 || this.keyIndexes.some((i) => old[i] === null))
-      return null;
-    const name = `pgf_${this.serial}_d`;
-    const where = this.keyIndexes.map((i, n) => `${this.cols[i]} = $${n + 1}`);
-    return {
-      name,
-      prepare: `PREPARE ${name} AS DELETE FROM ${this.table} WHERE ${where.join(' AND ')}`,
-      execute: `EXECUTE ${name}(${this.keyIndexes.map((i) => quoteLiteral(old[i])).join(', ')})`,
+  /** One row's INSERT as a named statement, all values as parameters (short runs; long ones go by COPY). */
+  get insertStatement(): NamedStatement {
+    this.insertShape ??= {
+      name: `pgf_${this.serial}_i`,
+      text: `${this.insertPrefix}(${this.cols.map((_, i) => `$${i + 1}`).join(', ')})`,
     };
+    return this.insertShape;
   }
 }

@@ -190,7 +190,9 @@ export function decodeChanges(buf: Buffer): Change[] {
     off += n;
     return s;
   };
-  const values = (toast?: number[]): Value[] => {
+  /** indexes of the unchanged TOAST values of the last `values(true)` (allocated only when there are some) */
+  let toast: number[] | undefined;
+  const values = (markToast = false): Value[] => {
     const count = u16();
     const out: Value[] = new Array(count);
     for (let i = 0; i < count; i++) {
@@ -200,7 +202,10 @@ export function decodeChanges(buf: Buffer): Change[] {
       if (n === NULL_LEN) out[i] = null;
       else if (n === TOAST_LEN) {
         out[i] = null;
-        toast?.push(i);
+        if (markToast) {
+          if (!toast) toast = [];
+          toast.push(i);
+        }
       } else if (n < 0)
         throw new PgferryError('PROTOCOL_ERROR', `invalid value length ${n} in a change batch`);
       else {
@@ -224,10 +229,10 @@ export function decodeChanges(buf: Buffer): Change[] {
       case KIND.U: {
         const r = u32();
         const hasOld = u8() === 1;
-        const toast: number[] = [];
-        const v = values(toast);
+        toast = undefined;
+        const v = values(true);
         const c: Change = { k: 'U', r, v };
-        if (toast.length) c.toast = toast;
+        if (toast) c.toast = toast;
         if (hasOld) c.old = values();
         items.push(c);
         break;

@@ -22,6 +22,15 @@ describe('Lsn', () => {
     expect(compareLsn(parseLsn('1/0'), parseLsn('0/FFFFFFFF'))).toBe(1);
     expect(() => parseLsn('12345')).toThrow(/expected the form X\/Y/);
   });
+
+  it('parses exactly on both sides of the fast path (high part below and above 2^21)', () => {
+    expect(parseLsn('1fffff/FFFFFFFF')).toBe(0x1fffffffffffffn);
+    expect(parseLsn('200000/1')).toBe(0x20000000000001n);
+    expect(parseLsn('FFFFFFFF/FFFFFFFF')).toBe(0xffffffffffffffffn);
+    expect(parseLsn(' 0/10 ')).toBe(0x10n);
+    for (const bad of ['0/', '/1', '0/1x', '0/123456789', '123456789/0', 'g/1'])
+      expect(() => parseLsn(bad)).toThrow(/expected the form X\/Y/);
+  });
 });
 
 describe('passwords', () => {
