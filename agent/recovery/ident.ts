@@ -1,8 +1,2 @@
-/** SQL identifier quoting for the statements recovery builds itself. */
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-export function qualified(schema: string, name: string): string {
-  return `${quoteIdent(schema)}.${quoteIdent(name)}`;
-}
+/** SQL identifier quoting for the statements recovery and the initial copy build (shared with the server). */
+export { qualifiedName as qualified, quoteIdent } from '../../shared/sql-ident';

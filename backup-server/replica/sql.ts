@@ -7,10 +7,9 @@
  */
 import type { RelationInfo, Value } from '../../shared/protocol/messages';
 import type { NamedStatement } from './pipeline-batch';
+import { qualifiedName, quoteIdent } from '../../shared/sql-ident';
 
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
+export { qualifiedName, quoteIdent };
 
 export function quoteLiteral(v: Value): string {
   if (v === null) return 'NULL';
@@ -26,10 +25,6 @@ export interface KeyedStatement {
   set: readonly number[];
   /** indexes of the key values that locate the row */
   key: readonly number[];
-}
-
-export function qualifiedName(schema: string, name: string): string {
-  return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
 
 /** The prepared pieces of one relation, built once per relation message. */
