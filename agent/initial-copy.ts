@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Client, type ClientConfig } from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { PgferryError } from '../shared/errors';
 import { sqlFromPgDump } from '../shared/pg-dump-script';
 import { withoutCaptureTrigger } from './ddl-capture';
@@ -19,6 +18,7 @@ import type { AgentConn } from './link';
 import { connectPrimary, dropSlot, primaryClientConfig, readSequences } from './primary';
 import { closeQuietly } from '../shared/pg-close';
 import { qualified } from './recovery/ident';
+import { CopyOut } from './copy-out';
 
 const run = promisify(execFile);
 
@@ -129,22 +129,10 @@ export async function runInitialCopy(
     for (const t of tables.rows) {
       await conn.send({ tag: 'syncTable', table: t, format: 'binary' });
       const ident = qualified(t.schema, t.name);
-      const stream = copier.query(copyTo(`COPY ${ident} TO STDOUT WITH (FORMAT binary)`));
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
+      const stream = copier.query(new CopyOut(`COPY ${ident} TO STDOUT WITH (FORMAT binary)`, o.chunkBytes));
       for await (const chunk of stream) {
-        pending.push(chunk as Buffer);
-        pendingBytes += (chunk as Buffer).length;
-        if (pendingBytes >= o.chunkBytes) {
-          await conn.send({ tag: 'copyData' }, Buffer.concat(pending, pendingBytes));
-          bytes += pendingBytes;
-          pending = [];
-          pendingBytes = 0;
-        }
-      }
-      if (pendingBytes) {
-        await conn.send({ tag: 'copyData' }, Buffer.concat(pending, pendingBytes));
-        bytes += pendingBytes;
+        await conn.send({ tag: 'copyData' }, chunk as Buffer);
+        bytes += (chunk as Buffer).length;
       }
       await conn.send({ tag: 'syncTableEnd', table: t });
     }

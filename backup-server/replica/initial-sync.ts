@@ -114,8 +114,10 @@ export class InitialSync {
   /** Finishes the copy, swaps it into place, and returns an Applier-ready applied LSN. */
   async finish(schemaPost: string, sequences: SequenceValue[]): Promise<Lsn> {
     const c = this.need();
+    const dataDoneAt = Date.now();
     await c.query(schemaPost);
     await c.query('RESET search_path');
+    const postDataDoneAt = Date.now();
     const lsn = formatLsn(this.consistentLsn);
     await c.query('BEGIN');
     await c.query(
@@ -137,8 +139,12 @@ export class InitialSync {
     await c.query('COMMIT');
     await c.end();
     this.client = null;
+    const swapAt = Date.now();
     await swapInSyncedDatabase(this.target.adminUrl, this.target.database);
     this.log.info('initial copy complete', {
+      dataSeconds: (dataDoneAt - this.startedAt) / 1000,
+      postDataSeconds: (postDataDoneAt - dataDoneAt) / 1000,
+      swapSeconds: (Date.now() - swapAt) / 1000,
       source: this.target.source,
       database: this.target.database,
       tables: this.tables,
