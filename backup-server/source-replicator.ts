@@ -14,7 +14,7 @@ import type { Frame } from '../shared/protocol/frame';
 import type { AgentMessage, SchemaReport, ServerMessage } from '../shared/protocol/messages';
 import { Applier, type ApplierOptions } from './replica/applier';
 import { connectReplica, databaseExists, recoverSwap, withAdmin } from './replica/database';
-import { InitialSync } from './replica/initial-sync';
+import { DEFAULT_SYNC_OPTIONS, InitialSync, type InitialSyncOptions } from './replica/initial-sync';
 import { migrateMetadata, type ReplicaState, readReplicaState, setPaused } from './replica/metadata';
 import { SCHEMA_HASH_SQL } from '../shared/schema-hash';
 import { closeQuietly } from '../shared/pg-close';
@@ -72,6 +72,7 @@ export class SourceReplicator {
       event: 'message' | 'heartbeat' | 'close' | 'disconnect',
       source: string,
     ) => void = () => undefined,
+    private readonly syncOptions: InitialSyncOptions = DEFAULT_SYNC_OPTIONS,
   ) {
     this.st = {
       source: settings.name,
@@ -358,17 +359,18 @@ export class SourceReplicator {
         this.sync = new InitialSync(
           { source: this.settings.name, adminUrl: this.adminUrl, database: this.settings.replicaDatabase },
           this.log,
+          this.syncOptions,
         );
         await this.sync.begin(m);
         return;
       }
       case 'syncTable':
-        return this.need(this.sync, 'syncTable').startTable(m.table, m.format);
+        return this.need(this.sync, 'syncTable').startTable(m.table, m.format, m.stream, m.parts);
       case 'copyData':
-        if (f.body) await this.need(this.sync, 'copyData').data(f.body);
+        if (f.body) await this.need(this.sync, 'copyData').data(f.body, m.stream);
         return;
       case 'syncTableEnd':
-        return this.need(this.sync, 'syncTableEnd').endTable();
+        return this.need(this.sync, 'syncTableEnd').endTable(m.stream, m.rows);
       case 'syncEnd': {
         this.st.paused = null;
         const lsn = await this.need(this.sync, 'syncEnd').finish(m.schemaPost, m.sequences);

@@ -27,6 +27,8 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
   private forced = false;
   readonly closed: Promise<Error | null>;
   private resolveClosed!: (e: Error | null) => void;
+  /** the version both peers agreed on in the handshake */
+  protocolVersion = 1;
   /** bytes written / read, for metrics */
   bytesOut = 0;
   bytesIn = 0;
