@@ -39,12 +39,23 @@ export class CopyOut extends Readable implements Submittable {
   private inMessage = false;
   private readonly onReadable = () => this.forward();
 
+  /**
+   * Each buffer pushed holds up to `chunkBytes` of COPY data after `reserveBytes` bytes left free for the
+   * consumer (a frame head written in place, see encodeFrameAround).
+   */
   constructor(
     readonly text: string,
     private readonly chunkBytes: number,
+    private readonly reserveBytes = 0,
   ) {
-    super({ highWaterMark: chunkBytes });
-    this.out = Buffer.allocUnsafe(chunkBytes);
+    // object mode: each buffer is delivered as pushed (a byte stream would join them, reserved bytes and all)
+    super({ objectMode: true, highWaterMark: 1 });
+    this.out = this.allocate();
+  }
+
+  private allocate(): Buffer {
+    this.outLength = this.reserveBytes;
+    return Buffer.allocUnsafe(this.reserveBytes + this.chunkBytes);
   }
 
   submit(connection: Connection): void {
@@ -160,19 +171,18 @@ export class CopyOut extends Readable implements Submittable {
 
   private append(src: Buffer, from: number, to: number): void {
     while (from < to) {
-      const n = Math.min(to - from, this.chunkBytes - this.outLength);
+      const n = Math.min(to - from, this.out.length - this.outLength);
       src.copy(this.out, this.outLength, from, from + n);
       this.outLength += n;
       from += n;
-      if (this.outLength === this.chunkBytes) this.flush();
+      if (this.outLength === this.out.length) this.flush();
     }
   }
 
   private flush(): void {
-    if (this.outLength === 0) return;
-    const full = this.outLength === this.chunkBytes ? this.out : this.out.subarray(0, this.outLength);
-    this.out = Buffer.allocUnsafe(this.chunkBytes);
-    this.outLength = 0;
+    if (this.outLength === this.reserveBytes) return;
+    const full = this.outLength === this.out.length ? this.out : this.out.subarray(0, this.outLength);
+    this.out = this.allocate();
     if (!this.push(full)) this.wanted = false;
   }
 

@@ -73,12 +73,17 @@ export interface InitialCopyOptions {
   chunkBytes: number;
   /** connections copying at once when the server speaks protocol 2 (default 2) */
   streams?: number;
-  /** a table at least this big is copied in page ranges on every stream at once (default 64 MiB) */
+  /**
+   * a table at least this big is copied in page ranges on every stream at once; default: never. It pays
+   * when the backup side has cores to spare: on one 2-core machine running everything it did not (it
+   * costs CPU on both clusters and the split table loses COPY FREEZE)
+   */
   splitTableMinBytes?: number;
 }
 
 export const DEFAULT_COPY_STREAMS = 2;
-export const DEFAULT_SPLIT_TABLE_MIN_BYTES = 64 * 1024 * 1024;
+/** bytes left before each COPY data chunk for its frame head ({"tag":"copyData","stream":N} and the prefix) */
+const FRAME_HEAD_ROOM = 64;
 
 export interface InitialCopyResult {
   consistentLsn: string;
@@ -168,7 +173,7 @@ export async function runInitialCopy(
     const tables = await publishedTables(copiers[0], o.publication, o.pgMajor);
     const jobs = planCopy(tables, {
       streams,
-      splitTableMinBytes: o.splitTableMinBytes ?? DEFAULT_SPLIT_TABLE_MIN_BYTES,
+      splitTableMinBytes: o.splitTableMinBytes ?? Number.POSITIVE_INFINITY,
       pgMajor: o.pgMajor,
     });
     const used = Math.min(streams, jobs.length);
@@ -185,10 +190,12 @@ export async function runInitialCopy(
           stream,
           ...(parts > 1 ? { parts } : {}),
         });
-        const out = copier.query(new CopyOut(copyJobSql(job), o.chunkBytes));
+        const out = copier.query(new CopyOut(copyJobSql(job), o.chunkBytes, FRAME_HEAD_ROOM));
         for await (const chunk of out) {
-          await conn.send({ tag: 'copyData', stream }, chunk as Buffer);
-          bytes += (chunk as Buffer).length;
+          const frame = chunk as Buffer;
+          // the frame head goes into the room CopyOut left before the data: the data is not copied again
+          await conn.sendInPlace({ tag: 'copyData', stream }, frame, FRAME_HEAD_ROOM);
+          bytes += frame.length - FRAME_HEAD_ROOM;
         }
         await conn.send({ tag: 'syncTableEnd', table, stream, rows: out.rowCount });
       }

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { describeError, PgferryError } from '../errors';
-import { encodeFrame, type Frame, FrameDecoder } from './frame';
+import { encodeFrame, encodeFrameAround, type Frame, FrameDecoder } from './frame';
 
 /** frames received but not handled, in bytes, before the socket is paused (back-pressure to the peer) */
 const QUEUE_BUDGET_BYTES = 8 * 1024 * 1024;
@@ -69,14 +69,22 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
 
   /** Sends one message; resolves once the socket accepted it (waits for 'drain' under back-pressure). */
   async send(header: Out, body?: Buffer | null): Promise<void> {
-    if (this.closedFlag)
-      throw new PgferryError(
-        'CONNECTION_LOST',
-        `connection closed${this.closeError ? `: ${this.closeError.message}` : ''}`,
-      );
-    const buf = encodeFrame(header, body);
-    this.bytesOut += buf.length;
-    if (!this.socket.write(buf)) {
+    this.checkOpen();
+    await this.write(encodeFrame(header, body));
+  }
+
+  /**
+   * Like `send`, for a body that is `buf` from `bodyStart` on: the frame head is written into the bytes
+   * before it (see encodeFrameAround), so a bulk body is not copied.
+   */
+  async sendInPlace(header: Out, buf: Buffer, bodyStart: number): Promise<void> {
+    this.checkOpen();
+    await this.write(encodeFrameAround(buf, bodyStart, buf.length, header));
+  }
+
+  private async write(frame: Buffer): Promise<void> {
+    this.bytesOut += frame.length;
+    if (!this.socket.write(frame)) {
       await new Promise<void>((resolve) => {
         const done = () => {
           this.socket.off('drain', done);
@@ -87,6 +95,14 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
         this.on('closed', done);
       });
     }
+  }
+
+  private checkOpen(): void {
+    if (this.closedFlag)
+      throw new PgferryError(
+        'CONNECTION_LOST',
+        `connection closed${this.closeError ? `: ${this.closeError.message}` : ''}`,
+      );
   }
 
   /** Sends a final message (best effort) and closes. */

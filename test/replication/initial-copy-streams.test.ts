@@ -51,9 +51,9 @@ beforeAll(async () => {
                         twice int GENERATED ALWAYS AS (id * 2) STORED);
       ALTER TABLE big DROP COLUMN gone;
       ALTER TABLE big ALTER COLUMN note SET STORAGE PLAIN;
-      INSERT INTO big (id, grp, note) SELECT g, g % 100, md5(g::text) FROM generate_series(1, 60000) g;
+      INSERT INTO big (id, grp, note) SELECT g, g % 100, md5(g::text) FROM generate_series(1, 150000) g;
       -- too wide to share a page: alone on the table's last page
-      INSERT INTO big (id, grp, note) SELECT 60001, 1, string_agg(md5(g::text), '') FROM generate_series(1, 220) g;
+      INSERT INTO big (id, grp, note) SELECT 150001, 1, string_agg(md5(g::text), '') FROM generate_series(1, 220) g;
       CREATE INDEX big_grp ON big (grp);
       CREATE TABLE child (id int PRIMARY KEY, big_id int REFERENCES big, label text UNIQUE);
       INSERT INTO child SELECT g, g * 3, 'c' || g FROM generate_series(1, 5000) g;
@@ -71,7 +71,7 @@ beforeAll(async () => {
     publication: 'pgferry',
     systemIdentifier: ident.systemIdentifier,
     pgMajor: ident.pgMajor,
-    chunkBytes: 64 * 1024,
+    chunkBytes: 16 * 1024,
     streams: 2,
     splitTableMinBytes: 1024 * 1024, // big (about 5 MB) is split, child (0.3 MB) is not
   };
@@ -112,23 +112,30 @@ it('copies a table split over two streams complete and exact, while the primary 
     primaryUrl,
     `SELECT id FROM big WHERE (ctid::text::point)[0] = (SELECT max((ctid::text::point)[0]) FROM big)`,
   );
-  expect(lastPage).toEqual([{ id: 60001 }]);
+  expect(lastPage).toEqual([{ id: 150001 }]);
   const pagesBefore = await pages(primaryUrl);
 
   // once the slot (and its snapshot) exists, the table grows and changes: none of that is in the copy
-  let writing = true;
+  let copying = true;
+  let writtenDuringCopy = 0;
   const writer = withClient(primaryUrl, async (c) => {
-    await waitFor('the copy slot', async () => {
-      const r = await c.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'pgferry_streams'`);
-      return (r.rowCount ?? 0) > 0;
-    });
-    for (let n = 0; writing && n < 200; n++) {
+    await waitFor(
+      'the copy slot',
+      async () => {
+        const r = await c.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'pgferry_streams'`);
+        return (r.rowCount ?? 0) > 0;
+      },
+      30_000,
+      10,
+    );
+    for (let n = 0; copying && n < 400; n++) {
       await c.query(
         `INSERT INTO big (id, grp, note) SELECT g, 7, md5(g::text) FROM generate_series($1::int, $1::int + 499) g`,
-        [100000 + n * 500],
+        [1_000_000 + n * 500],
       );
       await c.query('UPDATE big SET note = $1 WHERE id = $2', ['changed', n + 1]);
       await c.query('DELETE FROM child WHERE id = $1', [n + 1]);
+      if (copying) writtenDuringCopy++;
     }
   });
 
@@ -136,8 +143,9 @@ it('copies a table split over two streams complete and exact, while the primary 
   expect(conn.protocolVersion).toBe(COPY_STREAMS_VERSION);
   const r = await runInitialCopy(conn, copyOptions, agent.log);
   await applied;
-  writing = false;
+  copying = false;
   await writer;
+  expect(writtenDuringCopy).toBeGreaterThan(0);
   conn.destroy();
 
   expect(await pages(primaryUrl)).toBeGreaterThan(pagesBefore);
@@ -156,7 +164,7 @@ it('copies a table split over two streams complete and exact, while the primary 
 
 it('keeps the previous replica when a copy breaks off, and replaces it with the next complete one', async () => {
   const old = await tableHash(replicaUrl, 'big');
-  await query(primaryUrl, 'DELETE FROM big WHERE id > 60001');
+  await query(primaryUrl, 'UPDATE big SET grp = grp + 1 WHERE id <= 1000');
   // a copy that starts, sends part of a split table on stream 1, and loses its link
   const { conn } = await session();
   const started = serverLog.length;

@@ -87,6 +87,20 @@ describe('COPY TO reader', () => {
     expect(Buffer.concat(bytewise.handedBack)).toEqual(tail);
   });
 
+  it('leaves reserveBytes free at the start of every buffer it pushes', async () => {
+    const copy = new CopyOut('COPY t TO STDOUT', 50, 8);
+    const fake = fakeConnection(copy, tail.length);
+    copy.submit(fake.connection);
+    const out: Buffer[] = [];
+    const done = (async () => {
+      for await (const b of copy) out.push(b as Buffer);
+    })();
+    fake.socket.write(Buffer.from(stream));
+    await done;
+    expect(out.slice(0, -1).every((b) => b.length === 58)).toBe(true);
+    expect(Buffer.concat(out.map((b) => b.subarray(8)))).toEqual(Buffer.concat(rows));
+  });
+
   it('gives an ErrorResponse to pg whole, even when its header arrives split, and fails the stream', async () => {
     const error = Buffer.concat([msg('E', 'SERROR\0C57014\0Mcanceled\0'), msg('Z', Buffer.from('I'))]);
     const bytes = Buffer.concat([copyOutResponse, msg('d', rows[0]), error]);
