@@ -21,6 +21,9 @@ import { closeQuietly } from '../shared/pg-close';
 
 type Conn = FramedConnection<AgentMessage, ServerMessage>;
 
+/** frames of an initial copy read ahead of the one being applied, in bytes */
+const SYNC_READ_AHEAD_BYTES = 1024 * 1024;
+
 export interface SourceStatus {
   source: string;
   connected: boolean;
@@ -59,6 +62,8 @@ export class SourceReplicator {
   private client: Client | null = null;
   private applier: Applier | null = null;
   private sync: InitialSync | null = null;
+  /** the link's read-ahead outside an initial copy */
+  private streamingReadAhead = 0;
   private readonly pendingSequenceRequests = new Map<string, () => void>();
   private readonly st: SourceStatus;
   private appVersion: string | null = null;
@@ -356,6 +361,10 @@ export class SourceReplicator {
       case 'syncBegin': {
         await this.cleanup();
         this.st.phase = 'initial-copy';
+        // the copy's bulk frames are read only a little ahead: more would outlive young-generation GCs
+        // and cost a major GC every few MB (server CPU 1.5-2.3 s -> 0.7-1.0 s per 570 MB copy)
+        this.streamingReadAhead = conn.queueBudgetBytes;
+        conn.queueBudgetBytes = SYNC_READ_AHEAD_BYTES;
         this.sync = new InitialSync(
           { source: this.settings.name, adminUrl: this.adminUrl, database: this.settings.replicaDatabase },
           this.log,
@@ -375,6 +384,7 @@ export class SourceReplicator {
         this.st.paused = null;
         const lsn = await this.need(this.sync, 'syncEnd').finish(m.schemaPost, m.sequences);
         this.sync = null;
+        conn.queueBudgetBytes = this.streamingReadAhead;
         this.st.initialCopy = null;
         await this.openApplier(conn, lsn);
         await conn.send({ tag: 'ack', lsn: formatLsn(lsn) });

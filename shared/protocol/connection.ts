@@ -27,6 +27,11 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
   private forced = false;
   readonly closed: Promise<Error | null>;
   private resolveClosed!: (e: Error | null) => void;
+  /**
+   * frames read ahead of the handler, in bytes, before the socket is paused; a bulk transfer sets it lower
+   * (its buffers then die young instead of filling the old generation and forcing major GCs)
+   */
+  queueBudgetBytes = QUEUE_BUDGET_BYTES;
   /** the version both peers agreed on in the handshake */
   protocolVersion = 1;
   /** bytes written / read, for metrics */
@@ -149,7 +154,7 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
     if (this.queue.length > 0) {
       // keep reading while a frame is handled, up to a budget: waiting input then shows in pendingFrames
       // (the applier groups it into one replica transaction) instead of sitting unseen in the kernel
-      if (!this.handler || this.queuedBytes > QUEUE_BUDGET_BYTES) this.socket.pause();
+      if (!this.handler || this.queuedBytes > this.queueBudgetBytes) this.socket.pause();
       this.emit('queued');
       void this.drain();
     }
@@ -204,7 +209,7 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
       while (this.queue.length > 0 && !this.closedFlag) {
         const f = this.queue.shift()!;
         this.queuedBytes -= frameCost(f);
-        if (this.queuedBytes < QUEUE_BUDGET_BYTES / 2 && !this.peerGone && !this.closedFlag)
+        if (this.queuedBytes < this.queueBudgetBytes / 2 && !this.peerGone && !this.closedFlag)
           this.socket.resume();
         await this.handler(f);
       }
