@@ -151,10 +151,10 @@ export async function runInitialCopy(
     };
     log.info('created replication slot for an initial copy', { slot: o.slot, consistentLsn });
 
-    const [schemaPre, schemaPost] = await Promise.all([
-      dumpSchema(pgDump, o.url, snapshot, 'pre-data'),
-      dumpSchema(pgDump, o.url, snapshot, 'post-data'),
-    ]);
+    // the server needs the pre-data part to start; the post-data part only at the end
+    const schemaPost = dumpSchema(pgDump, o.url, snapshot, 'post-data');
+    schemaPost.catch(() => undefined); // awaited below; a failure there fails the copy
+    const schemaPre = await dumpSchema(pgDump, o.url, snapshot, 'pre-data');
     const syncId = `${new Date().toISOString()}-${randomUUID().slice(0, 8)}`;
     await conn.send({
       tag: 'syncBegin',
@@ -210,7 +210,7 @@ export async function runInitialCopy(
     );
     const sequences = await readSequences(copiers[0]);
     for (const c of copiers) await c.query('COMMIT');
-    await conn.send({ tag: 'syncEnd', schemaPost, sequences });
+    await conn.send({ tag: 'syncEnd', schemaPost: await schemaPost, sequences });
     return { consistentLsn, tables: tables.length, bytes, seconds: (Date.now() - started) / 1000 };
   } finally {
     await Promise.all(copiers.map((c) => closeQuietly(c)));
