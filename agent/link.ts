@@ -119,6 +119,7 @@ export async function connectToServer(cfg: AgentConfig): Promise<AgentConn> {
     });
     const ch = (await conn.next(CONNECT_TIMEOUT_MS)).header;
     if (ch.tag !== 'challenge') throw serverError(ch);
+    conn.protocolVersion = ch.version;
     const kdf = { N: ch.N, r: ch.r, p: ch.p, salt: Buffer.from(ch.salt, 'base64') };
     const msg = authMessage(cfg.source.name, clientNonce, ch.serverNonce);
     await conn.send({ tag: 'auth', proof: clientProof(cfg.serverPassword, kdf, msg).toString('base64') });

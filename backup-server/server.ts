@@ -56,6 +56,7 @@ export class BackupServer {
           },
           log.child({ source: s.name }),
           (event, source) => this.states.handle(event, source),
+          config.replica.initialCopy,
         ),
       );
     }

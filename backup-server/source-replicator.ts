@@ -14,12 +14,15 @@ import type { Frame } from '../shared/protocol/frame';
 import type { AgentMessage, SchemaReport, ServerMessage } from '../shared/protocol/messages';
 import { Applier, type ApplierOptions } from './replica/applier';
 import { connectReplica, databaseExists, recoverSwap, withAdmin } from './replica/database';
-import { InitialSync } from './replica/initial-sync';
+import { DEFAULT_SYNC_OPTIONS, InitialSync, type InitialSyncOptions } from './replica/initial-sync';
 import { migrateMetadata, type ReplicaState, readReplicaState, setPaused } from './replica/metadata';
 import { SCHEMA_HASH_SQL } from '../shared/schema-hash';
 import { closeQuietly } from '../shared/pg-close';
 
 type Conn = FramedConnection<AgentMessage, ServerMessage>;
+
+/** frames of an initial copy read ahead of the one being applied, in bytes */
+const SYNC_READ_AHEAD_BYTES = 1024 * 1024;
 
 export interface SourceStatus {
   source: string;
@@ -59,6 +62,8 @@ export class SourceReplicator {
   private client: Client | null = null;
   private applier: Applier | null = null;
   private sync: InitialSync | null = null;
+  /** the link's read-ahead outside an initial copy */
+  private streamingReadAhead = 0;
   private readonly pendingSequenceRequests = new Map<string, () => void>();
   private readonly st: SourceStatus;
   /** when the last message arrived (ms; st.lastMessageAt is formatted from it when status is read) */
@@ -74,6 +79,7 @@ export class SourceReplicator {
       event: 'message' | 'heartbeat' | 'close' | 'disconnect',
       source: string,
     ) => void = () => undefined,
+    private readonly syncOptions: InitialSyncOptions = DEFAULT_SYNC_OPTIONS,
   ) {
     this.st = {
       source: settings.name,
@@ -358,24 +364,30 @@ export class SourceReplicator {
       case 'syncBegin': {
         await this.cleanup();
         this.st.phase = 'initial-copy';
+        // the copy's bulk frames are read only a little ahead: more would outlive young-generation GCs
+        // and cost a major GC every few MB (server CPU 1.5-2.3 s -> 0.7-1.0 s per 570 MB copy)
+        this.streamingReadAhead = conn.queueBudgetBytes;
+        conn.queueBudgetBytes = SYNC_READ_AHEAD_BYTES;
         this.sync = new InitialSync(
           { source: this.settings.name, adminUrl: this.adminUrl, database: this.settings.replicaDatabase },
           this.log,
+          this.syncOptions,
         );
         await this.sync.begin(m);
         return;
       }
       case 'syncTable':
-        return this.need(this.sync, 'syncTable').startTable(m.table, m.format);
+        return this.need(this.sync, 'syncTable').startTable(m.table, m.format, m.stream, m.parts);
       case 'copyData':
-        if (f.body) await this.need(this.sync, 'copyData').data(f.body);
+        if (f.body) await this.need(this.sync, 'copyData').data(f.body, m.stream);
         return;
       case 'syncTableEnd':
-        return this.need(this.sync, 'syncTableEnd').endTable();
+        return this.need(this.sync, 'syncTableEnd').endTable(m.stream, m.rows);
       case 'syncEnd': {
         this.st.paused = null;
         const lsn = await this.need(this.sync, 'syncEnd').finish(m.schemaPost, m.sequences);
         this.sync = null;
+        conn.queueBudgetBytes = this.streamingReadAhead;
         this.st.initialCopy = null;
         await this.openApplier(conn, lsn);
         await conn.send({ tag: 'ack', lsn: formatLsn(lsn) });

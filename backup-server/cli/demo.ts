@@ -4,7 +4,6 @@
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import { describeError } from '../../shared/errors';
-import { Demo } from '../demo/demo-run';
 
 function seconds(v: string): number {
   const n = Number(v);
@@ -33,6 +32,8 @@ Examples:
 `,
     )
     .action(async (opts: { seconds: number; keep?: boolean }) => {
+      // loaded here: the demo pulls in every part of pgferry, which no other command needs to start
+      const { Demo } = await import('../demo/demo-run');
       const demo = new Demo({ loadSeconds: opts.seconds, keep: opts.keep === true });
       let cleaning: Promise<void> | null = null;
       const cleanup = () => {

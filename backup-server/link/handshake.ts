@@ -99,5 +99,6 @@ export async function serverHandshake(
   }
   throttle.recordSuccess(remoteAddress);
   await conn.send({ tag: 'authOk', serverSignature: serverSignature(hash, msg).toString('base64') });
+  conn.protocolVersion = version;
   return { source, version, agentVersion: String(first.pgferryVersion) };
 }

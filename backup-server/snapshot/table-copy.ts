@@ -11,7 +11,10 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { type ClientBase, escapeIdentifier } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { type PageRange, pageRangeCondition } from '../../shared/page-range';
 import { qualifiedName } from './replica-contents';
+
+export { type PageRange, pageRanges } from '../../shared/page-range';
 
 /** A file being written: rows and bytes so far, and the running hash of its bytes. */
 export interface CopiedPart {
@@ -35,12 +38,6 @@ class HashCounter extends Transform {
   }
 }
 
-/** A range of heap pages: [fromPage, toPage), toPage null meaning to the end. */
-export interface PageRange {
-  fromPage: number;
-  toPage: number | null;
-}
-
 export function copyStatement(
   t: { schema: string; name: string; columns: string[] },
   range?: PageRange,
@@ -50,17 +47,7 @@ export function copyStatement(
     const cols = t.columns.length ? ` (${t.columns.map(escapeIdentifier).join(', ')})` : '';
     return `COPY ${table}${cols} TO STDOUT`;
   }
-  const upper = range.toPage === null ? '' : ` AND ctid < '(${range.toPage},0)'::tid`;
-  const where = `ctid >= '(${range.fromPage},0)'::tid${upper}`;
-  return `COPY (SELECT ${t.columns.map(escapeIdentifier).join(', ')} FROM ${table} WHERE ${where}) TO STDOUT`;
-}
-
-/** Splits `pages` heap pages into `parts` ranges, the last one open-ended (the table may have grown). */
-export function pageRanges(pages: number, parts: number): PageRange[] {
-  return Array.from({ length: parts }, (_, i) => ({
-    fromPage: Math.floor((pages * i) / parts),
-    toPage: i === parts - 1 ? null : Math.floor((pages * (i + 1)) / parts),
-  }));
+  return `COPY (SELECT ${t.columns.map(escapeIdentifier).join(', ')} FROM ${table} WHERE ${pageRangeCondition(range)}) TO STDOUT`;
 }
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;

@@ -42,6 +42,15 @@ export const serverConfigSchema = z.object({
       /** source transactions grouped into one replica transaction at most */
       maxGroupTransactions: z.number().int().min(1).default(1000),
       maxGroupDelayMs: z.number().int().min(0).default(5),
+      /** how a source's initial copy is loaded */
+      initialCopy: z
+        .object({
+          /** connections building the copy's indexes and keys at once, like pg_restore -j */
+          indexBuildConnections: z.number().int().min(1).max(8).default(2),
+          /** maintenance_work_mem of those sessions, so a big key's sort stays in memory */
+          maintenanceWorkMemBytes: bytes.default(512 * 1024 ** 2),
+        })
+        .prefault({}),
     })
     .prefault({}),
   sources: z.array(sourceSchema).min(1, 'at least one source is needed'),

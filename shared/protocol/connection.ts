@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { describeError, PgferryError } from '../errors';
-import { encodeFrame, type Frame, FrameDecoder } from './frame';
+import { encodeFrame, encodeFrameAround, type Frame, FrameDecoder } from './frame';
 
 /** frames received but not handled, in bytes, before the socket is paused (back-pressure to the peer) */
 const QUEUE_BUDGET_BYTES = 8 * 1024 * 1024;
@@ -27,6 +27,13 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
   private forced = false;
   readonly closed: Promise<Error | null>;
   private resolveClosed!: (e: Error | null) => void;
+  /**
+   * frames read ahead of the handler, in bytes, before the socket is paused; a bulk transfer sets it lower
+   * (its buffers then die young instead of filling the old generation and forcing major GCs)
+   */
+  queueBudgetBytes = QUEUE_BUDGET_BYTES;
+  /** the version both peers agreed on in the handshake */
+  protocolVersion = 1;
   /** bytes written / read, for metrics */
   bytesOut = 0;
   bytesIn = 0;
@@ -67,14 +74,22 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
 
   /** Sends one message; resolves once the socket accepted it (waits for 'drain' under back-pressure). */
   async send(header: Out, body?: Buffer | null): Promise<void> {
-    if (this.closedFlag)
-      throw new PgferryError(
-        'CONNECTION_LOST',
-        `connection closed${this.closeError ? `: ${this.closeError.message}` : ''}`,
-      );
-    const buf = encodeFrame(header, body);
-    this.bytesOut += buf.length;
-    if (!this.socket.write(buf)) {
+    this.checkOpen();
+    await this.write(encodeFrame(header, body));
+  }
+
+  /**
+   * Like `send`, for a body that is `buf` from `bodyStart` on: the frame head is written into the bytes
+   * before it (see encodeFrameAround), so a bulk body is not copied.
+   */
+  async sendInPlace(header: Out, buf: Buffer, bodyStart: number): Promise<void> {
+    this.checkOpen();
+    await this.write(encodeFrameAround(buf, bodyStart, buf.length, header));
+  }
+
+  private async write(frame: Buffer): Promise<void> {
+    this.bytesOut += frame.length;
+    if (!this.socket.write(frame)) {
       await new Promise<void>((resolve) => {
         const done = () => {
           this.socket.off('drain', done);
@@ -85,6 +100,14 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
         this.on('closed', done);
       });
     }
+  }
+
+  private checkOpen(): void {
+    if (this.closedFlag)
+      throw new PgferryError(
+        'CONNECTION_LOST',
+        `connection closed${this.closeError ? `: ${this.closeError.message}` : ''}`,
+      );
   }
 
   /** Sends a final message (best effort) and closes. */
@@ -131,7 +154,7 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
     if (this.queue.length > 0) {
       // keep reading while a frame is handled, up to a budget: waiting input then shows in pendingFrames
       // (the applier groups it into one replica transaction) instead of sitting unseen in the kernel
-      if (!this.handler || this.queuedBytes > QUEUE_BUDGET_BYTES) this.socket.pause();
+      if (!this.handler || this.queuedBytes > this.queueBudgetBytes) this.socket.pause();
       this.emit('queued');
       void this.drain();
     }
@@ -186,7 +209,7 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
       while (this.queue.length > 0 && !this.closedFlag) {
         const f = this.queue.shift()!;
         this.queuedBytes -= frameCost(f);
-        if (this.queuedBytes < QUEUE_BUDGET_BYTES / 2 && !this.peerGone && !this.closedFlag)
+        if (this.queuedBytes < this.queueBudgetBytes / 2 && !this.peerGone && !this.closedFlag)
           this.socket.resume();
         await this.handler(f);
       }

@@ -23,6 +23,22 @@ export function encodeFrame(header: unknown, body?: Buffer | null): Buffer {
   return out;
 }
 
+/**
+ * Encodes a frame around a body that already sits in `buf` at [bodyStart, bodyEnd): the length prefix and
+ * header are written into the bytes just before the body (there must be room), and the frame is returned
+ * as a view of `buf`. A bulk body is then sent without being copied into a new buffer.
+ */
+export function encodeFrameAround(buf: Buffer, bodyStart: number, bodyEnd: number, header: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const start = bodyStart - PREFIX - json.length;
+  if (start < 0)
+    throw new RangeError(`no room for a ${PREFIX + json.length}-byte frame head before the body`);
+  buf.writeUInt32BE(4 + json.length + (bodyEnd - bodyStart), start);
+  buf.writeUInt32BE(json.length, start + 4);
+  json.copy(buf, start + PREFIX);
+  return buf.subarray(start, bodyEnd);
+}
+
 /** Incremental decoder: feed it chunks as they arrive, get whole frames out. */
 export class FrameDecoder {
   private chunks: Buffer[] = [];

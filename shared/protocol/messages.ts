@@ -4,8 +4,15 @@
  * `null` is SQL NULL. Unchanged TOAST columns are listed by index in `toast` and carry no value.
  */
 export const PROTOCOL_NAME = 'pgferry';
-/** Versions this build speaks, newest last. */
-export const PROTOCOL_VERSIONS = [1] as const;
+/**
+ * Versions this build speaks, newest last. 2: the initial copy may send several tables (or parts of one)
+ * at once, each on its own `stream`.
+ */
+export const PROTOCOL_VERSIONS = [1, 2] as const;
+/** the first version whose initial copy may use several streams */
+export const COPY_STREAMS_VERSION = 2;
+/** streams of one initial copy at most (each is one connection on either side) */
+export const COPY_STREAMS_MAX = 4;
 
 export interface RelationColumn {
   name: string;
@@ -65,9 +72,14 @@ export type AgentMessage =
       slot: { exists: boolean; confirmedFlushLsn: string | null };
     }
   | { tag: 'syncBegin'; syncId: string; systemIdentifier: string; consistentLsn: string; schemaPre: string }
-  | { tag: 'syncTable'; table: TableRef; format: 'binary' | 'text' }
-  | { tag: 'copyData' }
-  | { tag: 'syncTableEnd'; table: TableRef }
+  /**
+   * a table's COPY starts on `stream` (default 0); `parts` > 1: the table comes in that many page ranges,
+   * on different streams at once
+   */
+  | { tag: 'syncTable'; table: TableRef; format: 'binary' | 'text'; stream?: number; parts?: number }
+  | { tag: 'copyData'; stream?: number }
+  /** `rows`: what the COPY on the primary reported, checked against what the replica took */
+  | { tag: 'syncTableEnd'; table: TableRef; stream?: number; rows?: number }
   | { tag: 'syncEnd'; schemaPost: string; sequences: SequenceValue[] }
   | { tag: 'relation'; relation: RelationInfo }
   /** the batch itself is the frame body, in the binary form of change-codec.ts */

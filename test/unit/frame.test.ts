@@ -1,4 +1,4 @@
-import { encodeFrame, FrameDecoder } from '../../shared/protocol/frame';
+import { encodeFrame, encodeFrameAround, FrameDecoder } from '../../shared/protocol/frame';
 
 const frames = [
   { header: { tag: 'changes', items: [{ k: 'I', r: 1, v: ['1', null, "it's"] }] }, body: null },
@@ -24,6 +24,15 @@ describe('frame decoder', () => {
       expect(got.map((f) => f.header)).toEqual(frames.map((f) => f.header));
       expect(s.bufferedBytes).toBe(0);
     }
+  });
+
+  it('encodes a frame around a body in place exactly as encodeFrame does', () => {
+    const body = Buffer.from([9, 8, 7, 6]);
+    const buf = Buffer.concat([Buffer.alloc(40, 0xee), body]);
+    const framed = encodeFrameAround(buf, 40, buf.length, { tag: 'copyData', stream: 1 });
+    expect(framed).toEqual(encodeFrame({ tag: 'copyData', stream: 1 }, body));
+    expect(framed.buffer).toBe(buf.buffer);
+    expect(() => encodeFrameAround(buf, 10, buf.length, { tag: 'copyData', stream: 1 })).toThrow(/no room/);
   });
 
   it('refuses a frame above the size limit before reading it', () => {

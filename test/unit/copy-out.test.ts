@@ -1,0 +1,122 @@
+import { PassThrough } from 'node:stream';
+import type { Connection } from 'pg';
+import { CopyOut } from '../../agent/copy-out';
+
+/** one backend message: type byte, length (counting itself), payload */
+const msg = (type: string, payload: Buffer | string = Buffer.alloc(0)): Buffer => {
+  const body = typeof payload === 'string' ? Buffer.from(`${payload}\0`) : payload;
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeUInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+};
+
+const rows = [Buffer.from('first row'), Buffer.alloc(0), Buffer.from('x'), Buffer.alloc(300, 7)];
+const copyOutResponse = msg('H', Buffer.from([1, 0, 0]));
+const notice = msg('N', 'Snotice');
+const tail = Buffer.concat([msg('C', 'COPY 4'), msg('Z', Buffer.from('I'))]);
+const stream = Buffer.concat([
+  copyOutResponse,
+  msg('d', rows[0]),
+  msg('d', rows[1]),
+  notice,
+  msg('d', rows[2]),
+  msg('d', rows[3]),
+  msg('c'),
+  tail,
+]);
+
+/**
+ * A stand-in for pg's Connection: a socket with pg's one 'data' listener, which here collects what it is
+ * handed back and plays pg's part (CommandComplete, ReadyForQuery, ErrorResponse) once it has it all.
+ */
+function fakeConnection(copy: CopyOut, expectTail: number, error = false) {
+  const socket = new PassThrough();
+  const handedBack: Buffer[] = [];
+  let handed = 0;
+  socket.on('data', (b: Buffer) => {
+    handedBack.push(b);
+    handed += b.length;
+    if (handed < expectTail) return;
+    if (error) copy.handleError(new Error('boom'));
+    else {
+      copy.handleCommandComplete({ text: 'COPY 4' });
+      copy.handleReadyForQuery();
+    }
+  });
+  const queries: string[] = [];
+  const connection = { stream: socket, query: (text: string) => queries.push(text) };
+  return { socket, connection: connection as unknown as Connection, handedBack, queries };
+}
+
+async function run(pieces: Buffer[], chunkBytes: number, expectTail = tail.length) {
+  const copy = new CopyOut('COPY t TO STDOUT', chunkBytes);
+  const fake = fakeConnection(copy, expectTail);
+  copy.submit(fake.connection);
+  const out: Buffer[] = [];
+  const done = (async () => {
+    for await (const b of copy) out.push(b as Buffer);
+  })();
+  // copies: the reader packs rows in place in the buffers it reads (a socket's buffers are its own)
+  for (const p of pieces) fake.socket.write(Buffer.from(p));
+  await done;
+  return { copy, out, ...fake };
+}
+
+describe('COPY TO reader', () => {
+  it('packs the CopyData payloads and hands the rest of the reply back to pg, however the socket splits it', async () => {
+    const want = Buffer.concat(rows);
+    const whole = await run([stream], 64);
+    expect(whole.queries).toEqual(['COPY t TO STDOUT']);
+    expect(Buffer.concat(whole.out)).toEqual(want);
+    expect(Buffer.concat(whole.handedBack)).toEqual(tail);
+    expect(whole.copy.rowCount).toBe(4);
+    // buffers are full (chunkBytes) except the last
+    expect(whole.out.slice(0, -1).every((b) => b.length === 64)).toBe(true);
+
+    for (let cut = 1; cut < stream.length; cut++) {
+      const r = await run([stream.subarray(0, cut), stream.subarray(cut)], 100);
+      expect(Buffer.concat(r.out)).toEqual(want);
+      expect(Buffer.concat(r.handedBack)).toEqual(tail);
+    }
+    const bytewise = await run(
+      Array.from(stream, (_, i) => stream.subarray(i, i + 1)),
+      7,
+    );
+    expect(Buffer.concat(bytewise.out)).toEqual(want);
+    expect(Buffer.concat(bytewise.handedBack)).toEqual(tail);
+  });
+
+  it('leaves reserveBytes free at the start of every buffer it pushes', async () => {
+    const copy = new CopyOut('COPY t TO STDOUT', 50, 8);
+    const fake = fakeConnection(copy, tail.length);
+    copy.submit(fake.connection);
+    const out: Buffer[] = [];
+    const done = (async () => {
+      for await (const b of copy) out.push(b as Buffer);
+    })();
+    fake.socket.write(Buffer.from(stream));
+    await done;
+    expect(out.slice(0, -1).every((b) => b.length === 58)).toBe(true);
+    expect(Buffer.concat(out.map((b) => b.subarray(8)))).toEqual(Buffer.concat(rows));
+  });
+
+  it('gives an ErrorResponse to pg whole, even when its header arrives split, and fails the stream', async () => {
+    const error = Buffer.concat([msg('E', 'SERROR\0C57014\0Mcanceled\0'), msg('Z', Buffer.from('I'))]);
+    const bytes = Buffer.concat([copyOutResponse, msg('d', rows[0]), error]);
+    const errorAt = bytes.length - error.length;
+    for (const cut of [errorAt, errorAt + 1, errorAt + 3, errorAt + 5]) {
+      const copy = new CopyOut('COPY t TO STDOUT', 64);
+      const fake = fakeConnection(copy, error.length, true);
+      copy.submit(fake.connection);
+      const out: Buffer[] = [];
+      const done = (async () => {
+        for await (const b of copy) out.push(b as Buffer);
+      })();
+      fake.socket.write(Buffer.from(bytes.subarray(0, cut)));
+      fake.socket.write(Buffer.from(bytes.subarray(cut)));
+      await expect(done).rejects.toThrow('boom');
+      expect(Buffer.concat(fake.handedBack)).toEqual(error);
+    }
+  });
+});
