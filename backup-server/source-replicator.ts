@@ -379,7 +379,7 @@ export class SourceReplicator {
       case 'syncTable':
         return this.need(this.sync, 'syncTable').startTable(m.table, m.format, m.stream, m.parts);
       case 'copyData':
-        if (f.body) await this.need(this.sync, 'copyData').data(f.body, m.stream);
+        await this.need(this.sync, 'copyData').data(f.parts ?? (f.body ? [f.body] : []), m.stream);
         return;
       case 'syncTableEnd':
         return this.need(this.sync, 'syncTableEnd').endTable(m.stream, m.rows);

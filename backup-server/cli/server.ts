@@ -4,7 +4,6 @@ import { loadServerConfig } from '../../shared/config/server-config';
 import { createLogger } from '../../shared/log';
 import { RecentLog } from '../../shared/recent-log';
 import { runUntilSignal } from '../../shared/cli/signals';
-import { assembleServer } from '../assemble';
 
 export function registerServer(program: Command): void {
   program
@@ -16,6 +15,8 @@ export function registerServer(program: Command): void {
       const config = loadServerConfig(opts.config);
       const recentLog = new RecentLog();
       const log = createLogger({ ...config.log, defaultMeta: { role: 'server' }, sink: recentLog.add });
+      // loaded here: the server's parts (FTP, snapshots, link) are for this command only, not every start
+      const { assembleServer } = await import('../assemble');
       const { server } = assembleServer(config, log, { recentLog });
       await runUntilSignal(
         log,

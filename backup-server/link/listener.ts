@@ -10,7 +10,7 @@ import type { SourceSettings } from '../../shared/config/server-config';
 import { describeError, isPgferryError, PgferryError } from '../../shared/errors';
 import type { Logger } from '../../shared/log';
 import { FramedConnection } from '../../shared/protocol/connection';
-import type { AgentMessage, ServerMessage } from '../../shared/protocol/messages';
+import { type AgentMessage, isBulkFrame, type ServerMessage } from '../../shared/protocol/messages';
 import { serverHandshake } from './handshake';
 import type { TlsMaterial } from './tls';
 
@@ -100,7 +100,11 @@ export class LinkListener {
     socket.on('close', () => this.sockets.delete(socket));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
-    const conn = new FramedConnection<AgentMessage, ServerMessage>(socket, HANDSHAKE_MAX_FRAME_BYTES);
+    const conn = new FramedConnection<AgentMessage, ServerMessage>(
+      socket,
+      HANDSHAKE_MAX_FRAME_BYTES,
+      isBulkFrame,
+    );
     conn.on('protocolError', (e: unknown) =>
       this.log.warn('refused a connection: bad frame', { remoteAddress: remote, error: describeError(e) }),
     );

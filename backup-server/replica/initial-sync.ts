@@ -24,6 +24,7 @@ import {
   syncDatabaseName,
   withAdmin,
 } from './database';
+import { holdCopyHeap } from './copy-heap';
 import { migrateMetadata } from './metadata';
 import { type IndexBuild, planPostData } from './post-data';
 import { qualifiedName, quoteLiteral } from './sql';
@@ -75,6 +76,7 @@ export class InitialSync {
   private syncId = '';
   private systemIdentifier = '';
   private syncUrl = '';
+  private releaseHeap: () => void = () => undefined;
   readonly startedAt = Date.now();
   bytes = 0;
   tables = 0;
@@ -93,6 +95,7 @@ export class InitialSync {
     consistentLsn: string;
     schemaPre: string;
   }): Promise<void> {
+    this.releaseHeap = holdCopyHeap();
     this.syncId = m.syncId;
     this.systemIdentifier = m.systemIdentifier;
     this.consistentLsn = parseLsn(m.consistentLsn);
@@ -149,11 +152,16 @@ export class InitialSync {
     s.copyDone.catch(() => undefined);
   }
 
-  async data(chunk: Buffer, streamId = 0): Promise<void> {
+  /** COPY data, in the pieces its frame arrived in */
+  async data(parts: Buffer[], streamId = 0): Promise<void> {
     const copy = this.streams.get(streamId)?.copy;
     if (!copy) throw new PgferryError('PROTOCOL_ERROR', `copy data outside of a table on stream ${streamId}`);
-    this.bytes += chunk.length;
-    if (!copy.write(chunk)) {
+    let room = true;
+    for (const part of parts) {
+      this.bytes += part.length;
+      room = copy.write(part);
+    }
+    if (!room) {
       await new Promise<void>((resolve, reject) => {
         const done = () => {
           copy.off('error', fail);
@@ -232,6 +240,7 @@ export class InitialSync {
     await c.query('COMMIT');
     const streams = this.streams.size;
     await this.closeAll();
+    this.releaseHeap();
     const swapAt = Date.now();
     await swapInSyncedDatabase(this.target.adminUrl, this.target.database);
     this.log.info('initial copy complete', {
@@ -316,6 +325,7 @@ export class InitialSync {
   async abort(): Promise<void> {
     for (const s of this.streams.values()) s.copy?.destroy();
     await this.closeAll();
+    this.releaseHeap();
   }
 
   private async closeAll(): Promise<void> {

@@ -6,11 +6,11 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { describeError, PgferryError } from '../errors';
-import { encodeFrame, encodeFrameAround, type Frame, FrameDecoder } from './frame';
+import { bodyLength, encodeFrame, encodeFrameAround, type Frame, FrameDecoder } from './frame';
 
 /** frames received but not handled, in bytes, before the socket is paused (back-pressure to the peer) */
 const QUEUE_BUDGET_BYTES = 8 * 1024 * 1024;
-const frameCost = (f: Frame): number => 256 + (f.body ? f.body.length : 0);
+const frameCost = (f: Frame): number => 256 + bodyLength(f);
 
 export type FrameHandler<H> = (frame: Frame<H>) => Promise<void> | void;
 
@@ -38,12 +38,14 @@ export class FramedConnection<In extends { tag: string }, Out extends { tag: str
   bytesOut = 0;
   bytesIn = 0;
 
+  /** `unjoined`: frames whose bodies are handed over in the pieces they arrived in (Frame.parts) */
   constructor(
     readonly socket: Duplex,
     maxFrameBytes: number,
+    unjoined?: (header: { tag: string }) => boolean,
   ) {
     super();
-    this.decoder = new FrameDecoder(maxFrameBytes);
+    this.decoder = new FrameDecoder(maxFrameBytes, unjoined);
     this.closed = new Promise((r) => {
       this.resolveClosed = r;
     });

@@ -7,7 +7,16 @@ import { PgferryError } from '../errors';
 
 export interface Frame<H = unknown> {
   header: H;
+  /** the body in one buffer (null when there is none, or when it comes in `parts`) */
   body: Buffer | null;
+  /** the body as the pieces it arrived in, for frames the decoder was told not to join (see FrameDecoder) */
+  parts?: Buffer[];
+}
+
+/** Body bytes of a frame, however it carries them. */
+export function bodyLength(f: Frame): number {
+  if (f.parts) return f.parts.reduce((n, p) => n + p.length, 0);
+  return f.body ? f.body.length : 0;
 }
 
 const PREFIX = 8;
@@ -39,12 +48,19 @@ export function encodeFrameAround(buf: Buffer, bodyStart: number, bodyEnd: numbe
   return buf.subarray(start, bodyEnd);
 }
 
-/** Incremental decoder: feed it chunks as they arrive, get whole frames out. */
+/**
+ * Incremental decoder: feed it chunks as they arrive, get whole frames out. A body is joined into one
+ * buffer, except for frames `unjoined(header)` picks: those keep the received pieces in `parts` (no copy,
+ * no new buffer: a bulk stream then allocates nothing per frame).
+ */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  constructor(public maxFrameBytes: number) {}
+  constructor(
+    public maxFrameBytes: number,
+    private readonly unjoined?: (header: { tag: string }) => boolean,
+  ) {}
 
   push(chunk: Buffer): Frame[] {
     this.chunks.push(chunk);
@@ -52,8 +68,7 @@ export class FrameDecoder {
     const frames: Frame[] = [];
     for (;;) {
       if (this.buffered < 4) break;
-      const head = this.peek(4);
-      const length = head.readUInt32BE(0);
+      const length = this.peek(4).readUInt32BE(0);
       if (length > this.maxFrameBytes) {
         throw new PgferryError(
           'FRAME_TOO_LARGE',
@@ -62,29 +77,20 @@ export class FrameDecoder {
       }
       if (length < 4) throw new PgferryError('PROTOCOL_ERROR', `invalid frame length ${length}`);
       if (this.buffered < 4 + length) break;
-      const frame = this.take(4 + length);
-      const headerLength = frame.readUInt32BE(4);
+      const headerLength = this.peek(PREFIX).readUInt32BE(4);
       if (headerLength > length - 4) {
         throw new PgferryError(
           'PROTOCOL_ERROR',
           `invalid frame: header length ${headerLength} exceeds frame length ${length}`,
         );
       }
-      let header: unknown;
-      try {
-        header = JSON.parse(frame.toString('utf8', PREFIX, PREFIX + headerLength));
-      } catch {
-        throw new PgferryError('PROTOCOL_ERROR', 'invalid frame: the header is not JSON');
-      }
-      if (
-        header === null ||
-        typeof header !== 'object' ||
-        typeof (header as { tag?: unknown }).tag !== 'string'
-      ) {
-        throw new PgferryError('PROTOCOL_ERROR', 'invalid frame: the header has no tag');
-      }
+      this.take(PREFIX);
+      const header = parseHeader(this.take(headerLength));
       const bodyLength = length - 4 - headerLength;
-      frames.push({ header, body: bodyLength > 0 ? frame.subarray(PREFIX + headerLength) : null });
+      if (bodyLength === 0) frames.push({ header, body: null });
+      else if (this.unjoined?.(header))
+        frames.push({ header, body: null, parts: this.takeParts(bodyLength) });
+      else frames.push({ header, body: this.take(bodyLength) });
     }
     return frames;
   }
@@ -114,4 +120,40 @@ export class FrameDecoder {
     this.buffered -= n;
     return out;
   }
+
+  /** the next `n` bytes as views of the chunks they are in */
+  private takeParts(n: number): Buffer[] {
+    const parts: Buffer[] = [];
+    this.buffered -= n;
+    while (n > 0) {
+      const first = this.chunks[0];
+      if (first.length <= n) {
+        parts.push(first);
+        this.chunks.shift();
+        n -= first.length;
+      } else {
+        parts.push(first.subarray(0, n));
+        this.chunks[0] = first.subarray(n);
+        n = 0;
+      }
+    }
+    return parts;
+  }
+}
+
+function parseHeader(bytes: Buffer): { tag: string } {
+  let header: unknown;
+  try {
+    header = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new PgferryError('PROTOCOL_ERROR', 'invalid frame: the header is not JSON');
+  }
+  if (
+    header === null ||
+    typeof header !== 'object' ||
+    typeof (header as { tag?: unknown }).tag !== 'string'
+  ) {
+    throw new PgferryError('PROTOCOL_ERROR', 'invalid frame: the header has no tag');
+  }
+  return header as { tag: string };
 }

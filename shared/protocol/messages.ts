@@ -113,6 +113,13 @@ export type ServerMessage =
   | { tag: 'error'; code: string; message: string };
 
 export type AgentTag = AgentMessage['tag'];
+
+/**
+ * Frames the server takes in the pieces they arrived in (Frame.parts): the initial copy's data, passed on
+ * to the replica as it is, so a frame costs no new buffer (a fresh 256 KiB buffer per frame drove the
+ * server into a major GC every few MB once its heap had shrunk).
+ */
+export const isBulkFrame = (header: { tag: string }): boolean => header.tag === 'copyData';
 export type ServerTag = ServerMessage['tag'];
 
 /** Picks the highest version both sides speak, or null. */

@@ -1,4 +1,4 @@
-import { encodeFrame, encodeFrameAround, FrameDecoder } from '../../shared/protocol/frame';
+import { bodyLength, encodeFrame, encodeFrameAround, FrameDecoder } from '../../shared/protocol/frame';
 
 const frames = [
   { header: { tag: 'changes', items: [{ k: 'I', r: 1, v: ['1', null, "it's"] }] }, body: null },
@@ -24,6 +24,22 @@ describe('frame decoder', () => {
       expect(got.map((f) => f.header)).toEqual(frames.map((f) => f.header));
       expect(s.bufferedBytes).toBe(0);
     }
+  });
+
+  it('keeps the pieces of the frames it is told not to join, and joins the others', () => {
+    const bulk = (h: { tag: string }) => h.tag === 'copyData';
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const d = new FrameDecoder(1024, bulk);
+      const got = [...d.push(bytes.subarray(0, cut)), ...d.push(bytes.subarray(cut))];
+      expect(got.map((f) => f.header)).toEqual(frames.map((f) => f.header));
+      expect(got[1].body).toBeNull();
+      expect(Buffer.concat(got[1].parts ?? [])).toEqual(frames[1].body);
+      expect(bodyLength(got[1])).toBe(5);
+      expect(got[0].parts).toBeUndefined();
+    }
+    // received whole, the body's pieces are views of what came in, not copies
+    const whole = new FrameDecoder(1024, bulk).push(bytes);
+    expect(whole[1].parts?.every((p) => p.buffer === bytes.buffer)).toBe(true);
   });
 
   it('encodes a frame around a body in place exactly as encodeFrame does', () => {
