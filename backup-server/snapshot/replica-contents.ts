@@ -2,8 +2,9 @@
  * What a snapshot reads from a replica inside its transaction snapshot: the user tables (with their columns
  * and last change LSN) and the sequences (the agent's latest report merged with the replica's own values).
  */
-import { type ClientBase, escapeIdentifier } from 'pg';
+import type { ClientBase } from 'pg';
 import type { ManifestSequence } from '../../shared/snapshot/manifest';
+import { qualifiedName } from '../../shared/sql-ident';
 import { METADATA_SCHEMA } from '../replica/metadata';
 
 export interface ReplicaTable {
@@ -18,10 +19,6 @@ export interface ReplicaTable {
 }
 
 const SYSTEM_SCHEMAS = `('pg_catalog', 'information_schema', '${METADATA_SCHEMA}')`;
-
-export function qualifiedName(schema: string, name: string): string {
-  return `${escapeIdentifier(schema)}.${escapeIdentifier(name)}`;
-}
 
 /** Ordinary tables and leaf partitions, without extension members, biggest first. */
 export async function listReplicaTables(client: ClientBase): Promise<ReplicaTable[]> {

@@ -12,7 +12,7 @@ import * as zlib from 'node:zlib';
 import { type ClientBase, escapeIdentifier } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { type PageRange, pageRangeCondition } from '../../shared/page-range';
-import { qualifiedName } from './replica-contents';
+import { qualifiedName } from '../../shared/sql-ident';
 
 export { type PageRange, pageRanges } from '../../shared/page-range';
 
