@@ -19,7 +19,7 @@ import { COPY_STREAMS_MAX, COPY_STREAMS_VERSION } from '../shared/protocol/messa
 import type { AgentConn } from './link';
 import { connectPrimary, dropSlot, primaryClientConfig, readSequences } from './primary';
 import { closeQuietly } from '../shared/pg-close';
-import { CopyOut } from './copy-out';
+import { CopyOut } from '../shared/pg-copy-out';
 import { copyJobSql, planCopy, type TableInfo } from './copy-plan';
 
 const run = promisify(execFile);

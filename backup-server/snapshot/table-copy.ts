@@ -10,8 +10,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { type ClientBase, escapeIdentifier } from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { type PageRange, pageRangeCondition } from '../../shared/page-range';
+import { CopyOut } from '../../shared/pg-copy-out';
 import { qualifiedName } from '../../shared/sql-ident';
 
 export { type PageRange, pageRanges } from '../../shared/page-range';
@@ -52,6 +52,8 @@ export function copyStatement(
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;
 const GZIP_CHUNK_BYTES = 256 * 1024;
+/** COPY rows are packed into buffers of this size before gzip sees them (one threadpool job per buffer) */
+const COPY_CHUNK_BYTES = 256 * 1024;
 
 /** Runs `copySql` into a new gzip file `file` (which must not exist); the caller fsyncs it. */
 export async function copyToFile(
@@ -60,7 +62,7 @@ export async function copyToFile(
   file: string,
   opts: { compressionLevel: number },
 ): Promise<CopiedPart> {
-  const source = client.query(copyTo(copySql));
+  const source = client.query(new CopyOut(copySql, COPY_CHUNK_BYTES));
   const counter = new HashCounter();
   const out = fs.createWriteStream(file, { flags: 'wx', highWaterMark: WRITE_BUFFER_BYTES });
   await pipeline(

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import type { Connection } from 'pg';
-import { CopyOut } from '../../agent/copy-out';
+import { CopyOut } from '../../shared/pg-copy-out';
 
 /** one backend message: type byte, length (counting itself), payload */
 const msg = (type: string, payload: Buffer | string = Buffer.alloc(0)): Buffer => {
