@@ -11,8 +11,12 @@ import type { Logger } from '../shared/log';
 import { formatLsn, parseLsn } from '../shared/lsn';
 import { ChangeBatchEncoder } from '../shared/protocol/change-codec';
 import type { AgentLinkStatus } from '../shared/status/report';
-import type { SchemaReport } from '../shared/protocol/messages';
-import { ChangeStream, type StreamEvent } from './change-stream';
+import {
+  type AgentMessage,
+  type SchemaReport,
+  STREAMED_TRANSACTIONS_VERSION,
+} from '../shared/protocol/messages';
+import { type ChangeEvent, ChangeStream, type StreamEvent } from './change-stream';
 import { type DdlMode, installDdlCapture, schemaHash } from './ddl-capture';
 import { closeQuietly } from '../shared/pg-close';
 import { runInitialCopy } from './initial-copy';
@@ -256,39 +260,100 @@ export class Agent {
       });
       this.st.slotDroppedAt = null;
     }
-    await this.streamChanges(conn, durable, closed);
+    await this.streamChanges(conn, durable, ident.pgMajor, closed);
   }
 
-  private async streamChanges(conn: AgentConn, from: string, closed: Promise<never>): Promise<void> {
+  private async streamChanges(
+    conn: AgentConn,
+    from: string,
+    pgMajor: number,
+    closed: Promise<never>,
+  ): Promise<void> {
     this.st.phase = 'streaming';
+    // large transactions go to the backup server while they run (spooled there until they commit), not
+    // into spill files on the primary's disk; both sides must speak it, and the primary must be 14 or later
+    const streamInProgress =
+      this.cfg.streamLargeTransactions &&
+      conn.protocolVersion >= STREAMED_TRANSACTIONS_VERSION &&
+      pgMajor >= 14;
     const stream = new ChangeStream(
       primaryClientConfig(this.cfg.source.url, 'pgferry-agent-stream'),
       this.cfg.source.slot,
       this.cfg.source.publication,
+      streamInProgress,
     );
     this.stream = stream;
     // changes are encoded as they arrive: the batch's exact size is known, and no Change outlives its message
     const batch = new ChangeBatchEncoder();
     let batchStartedAt = 0;
     let inTxn = false;
+    /** the in-progress transaction whose stream block is being read (null: committed transactions) */
+    let streamXid: number | null = null;
+    /** what the batch holds: committed changes (batchXid null) or those of one (sub)transaction in progress */
+    let batchXid: number | null = null;
+    let batchSubxid = 0;
     /** end of the last commit forwarded (text; parsed only when a keepalive needs it) */
     let lastForwarded = from;
     let lastAdvance = 0;
     const flush = (): Promise<void> | undefined => {
       if (batch.count === 0) return undefined;
       const count = batch.count;
-      return conn.send({ tag: 'changes', count }, batch.take());
+      if (batchXid === null) return conn.send({ tag: 'changes', count }, batch.take());
+      return conn.send({ tag: 'streamChanges', xid: batchXid, subxid: batchSubxid, count }, batch.take());
     };
-    this.log.info('streaming changes', { from });
+    /** flush, then send `m` (in that order) */
+    const flushThen = (m: AgentMessage): Promise<void> => {
+      const sent = flush();
+      return sent ? sent.then(() => conn.send(m)) : conn.send(m);
+    };
+    /** a change or layout inside a stream block, made by (sub)transaction `xid` */
+    const streamed = (top: number, xid: number, ev: ChangeEvent): Promise<void> | undefined => {
+      if (ev.k === 'R')
+        return flushThen({ tag: 'streamRelation', xid: top, subxid: xid, relation: ev.relation });
+      // one batch holds one subtransaction's changes: the server can then forget exactly one's
+      const sent = batch.count > 0 && (batchXid !== top || batchSubxid !== xid) ? flush() : undefined;
+      batchXid = top;
+      batchSubxid = xid;
+      batch.add(ev);
+      if (batch.count >= BATCH_ITEMS || batch.byteLength >= BATCH_BYTES) {
+        const next = flush();
+        return sent && next ? sent.then(() => next) : (sent ?? next);
+      }
+      return sent;
+    };
+    this.log.info('streaming changes', { from, streamInProgress });
     const run = stream.run(from, {
       // not async: most changes only join the batch, and a promise per change costs more than the change
       onEvent: (c: StreamEvent, more: boolean): Promise<void> | undefined => {
-        if (c.k === 'R') {
-          const relation = c.relation;
-          const sent = flush();
-          return sent
-            ? sent.then(() => conn.send({ tag: 'relation', relation }))
-            : conn.send({ tag: 'relation', relation });
+        switch (c.k) {
+          case 'R':
+            return flushThen({ tag: 'relation', relation: c.relation });
+          case 'SS': {
+            const sent = flush();
+            streamXid = c.xid;
+            return sent;
+          }
+          case 'SX':
+            if (streamXid === null)
+              throw new PgferryError('PROTOCOL_ERROR', 'a streamed change outside a stream block');
+            return streamed(streamXid, c.xid, c.ev);
+          case 'SE': {
+            const sent = flush();
+            streamXid = null;
+            batchXid = null;
+            return sent;
+          }
+          case 'SC':
+            lastForwarded = c.endLsn;
+            return flushThen({
+              tag: 'streamCommit',
+              xid: c.xid,
+              commitLsn: c.commitLsn,
+              endLsn: c.endLsn,
+              commitTime: c.commitTime,
+            });
+          case 'SA':
+            return flushThen({ tag: 'streamAbort', xid: c.xid, subxid: c.subxid });
         }
         if (batch.count === 0) batchStartedAt = Date.now();
         batch.add(c);

@@ -20,7 +20,7 @@ import { PgferryError } from '../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
 import { PgoutputDecoder, type StreamEvent } from './pgoutput-decoder';
 
-export type { StreamEvent } from './pgoutput-decoder';
+export type { ChangeEvent, StreamEvent } from './pgoutput-decoder';
 
 export interface StreamHandlers {
   /**
@@ -52,16 +52,18 @@ type Parsed = StreamEvent | null | Error;
 
 /**
  * An output plugin for LogicalReplicationService (its shape: `name`, `start`, `parse`): starts pgoutput
- * protocol 1 on our publication and decodes each message with our decoder. `parse` runs inside the pg
+ * on our publication (protocol 1, or 2 with `streaming 'on'`: transactions bigger than the primary's
+ * `logical_decoding_work_mem` are sent while they run instead of being spilled to disk on the primary
+ * until they commit) and decodes each message with our decoder. `parse` runs inside the pg
  * connection's data listener, where a throw would crash the process: a message it cannot read becomes an
  * Error that the stream fails with.
  */
 class PgoutputChangesPlugin {
-  readonly options: { publication: string };
+  readonly options: { publication: string; streamInProgress: boolean };
   private readonly decoder = new PgoutputDecoder();
 
-  constructor(publication: string) {
-    this.options = { publication };
+  constructor(publication: string, streamInProgress: boolean) {
+    this.options = { publication, streamInProgress };
   }
 
   get name(): string {
@@ -70,9 +72,12 @@ class PgoutputChangesPlugin {
 
   start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {
     const publication = this.options.publication.replace(/'/g, "''");
+    const protocol = this.options.streamInProgress
+      ? `proto_version '2', streaming 'on'`
+      : `proto_version '1'`;
     return client.query(
       `START_REPLICATION SLOT "${slotName.replace(/"/g, '""')}" LOGICAL ${lastLsn} ` +
-        `(proto_version '1', publication_names '${publication}', messages 'false')`,
+        `(${protocol}, publication_names '${publication}', messages 'false')`,
     );
   }
 
@@ -95,6 +100,8 @@ export class ChangeStream {
     private readonly clientConfig: ClientConfig,
     private readonly slot: string,
     private readonly publication: string,
+    /** stream transactions while they run (pgoutput protocol 2, PostgreSQL 14 and later) */
+    private readonly streamInProgress = false,
     private readonly statusIntervalMs = 5000,
   ) {}
 
@@ -108,7 +115,7 @@ export class ChangeStream {
     });
     this.service = service;
     const internals = service as unknown as ServiceInternals;
-    const plugin = new PgoutputChangesPlugin(this.publication);
+    const plugin = new PgoutputChangesPlugin(this.publication, this.streamInProgress);
     const failed = (e: unknown) => this.fail(e instanceof Error ? e : new Error(String(e)));
 
     // not async: a promise is made only when the handler returns one (flow control awaits it)

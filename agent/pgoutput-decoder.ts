@@ -1,5 +1,5 @@
 /**
- * A decoder of PostgreSQL's logical replication messages (pgoutput, protocol version 1) straight into
+ * A decoder of PostgreSQL's logical replication messages (pgoutput, protocol versions 1 and 2) straight into
  * pgferry's `Change` and `RelationInfo`, without an intermediate object per row:
  * https://www.postgresql.org/docs/15/protocol-logicalrep-message-formats.html
  *
@@ -8,14 +8,35 @@
  *   the old row is sent whole (REPLICA IDENTITY FULL, 'O') the new value is taken from it instead;
  * - an old key ('K') lists every column, those outside the key as null; LSNs are text in the short form
  *   (`0/16B3748`), the commit time is microseconds since the Unix epoch, as text;
- * - Type, Origin and logical decoding Message ('M') carry nothing to apply: `null`.
+ * - Type, Origin and logical decoding Message ('M') carry nothing to apply: `null`;
+ * - protocol 2 (`streaming 'on'`): a large transaction arrives while it still runs, in blocks between
+ *   Stream Start and Stream Stop, each message inside a block prefixed with its (sub)transaction's xid,
+ *   then a Stream Commit or a Stream Abort (of the transaction or of one subtransaction). Changes inside a
+ *   block come wrapped (`k: 'SX'`) with that xid. A Relation message inside a block is the table's layout
+ *   for that transaction only: it is kept apart (and handed on wrapped) until the transaction ends, so an
+ *   aborted transaction's ALTER TABLE never changes how the other transactions' rows are read.
  * A message that does not follow the format is refused with PROTOCOL_ERROR, never half-read.
  */
 import { PgferryError } from '../shared/errors';
 import type { Change, RelationInfo, Value } from '../shared/protocol/messages';
 
-/** What the stream hands on: a change to apply, or a table's layout (sent before its first change). */
-export type StreamEvent = Change | { k: 'R'; relation: RelationInfo };
+/** A change to apply, or a table's layout (sent before its first change). */
+export type ChangeEvent = Change | { k: 'R'; relation: RelationInfo };
+
+/**
+ * What the stream hands on: a change or layout of a committed transaction (between its B and C), or the
+ * pieces of a transaction streamed while in progress (protocol 2): block start `SS` (top-level xid; `first`
+ * on its first block), a change or layout inside the block `SX` (the xid of the subtransaction that made
+ * it, the top-level one outside subtransactions), block end `SE`, then `SC` (commit) or `SA` (abort of
+ * the transaction, or of subtransaction `subxid` and the subtransactions begun inside it).
+ */
+export type StreamEvent =
+  | ChangeEvent
+  | { k: 'SS'; xid: number; first: boolean }
+  | { k: 'SX'; xid: number; ev: ChangeEvent }
+  | { k: 'SE' }
+  | { k: 'SC'; xid: number; commitLsn: string; endLsn: string; commitTime: string }
+  | { k: 'SA'; xid: number; subxid: number };
 
 /** microseconds between 1970-01-01 and 2000-01-01, PostgreSQL's epoch */
 const PG_EPOCH_US = 946_684_800_000_000;
@@ -38,12 +59,45 @@ export class PgoutputDecoder {
   /** indexes of 'u' columns in the tuple read last, or null */
   private toast: number[] | null = null;
   private readonly relations = new Map<number, RelationInfo>();
+  /** the top-level xid of the stream block being read (protocol 2), or null outside blocks */
+  private streamXid: number | null = null;
+  /** layouts sent inside stream blocks, per top-level xid: valid for that transaction only */
+  private readonly streamRelations = new Map<number, Map<number, RelationInfo>>();
 
   /** Decodes one message (the XLogData payload). */
   decode(buf: Buffer): StreamEvent | null {
     this.buf = buf;
     this.pos = 0;
     const tag = this.u8();
+    const ev = this.streamXid === null ? this.message(tag) : this.inBlock(tag);
+    if (this.pos !== buf.length) throw this.invalid(`${buf.length - this.pos} bytes left over`);
+    return ev;
+  }
+
+  /** A message inside a stream block: every kind but Stream Stop carries its (sub)transaction's xid. */
+  private inBlock(tag: number): StreamEvent | null {
+    if (tag === 0x45) {
+      // E: Stream Stop
+      this.streamXid = null;
+      return { k: 'SE' };
+    }
+    if (tag === 0x4f) return this.message(tag); // Origin: no xid
+    if (
+      tag !== 0x49 &&
+      tag !== 0x55 &&
+      tag !== 0x44 &&
+      tag !== 0x54 &&
+      tag !== 0x52 &&
+      tag !== 0x59 &&
+      tag !== 0x4d
+    )
+      throw this.invalid(`message type ${describeByte(tag)} inside a stream block`);
+    const xid = this.u32();
+    const ev = this.message(tag);
+    return ev === null ? null : { k: 'SX', xid, ev: ev as ChangeEvent };
+  }
+
+  private message(tag: number): StreamEvent | null {
     let ev: StreamEvent | null;
     switch (tag) {
       case 0x49: // I
@@ -85,10 +139,36 @@ export class PgoutputDecoder {
         this.skip(this.i32());
         ev = null;
         break;
+      case 0x53: {
+        // S: Stream Start (xid, first-segment flag)
+        const xid = this.u32();
+        const first = this.u8() === 1;
+        this.streamXid = xid;
+        if (first) this.streamRelations.delete(xid);
+        ev = { k: 'SS', xid, first };
+        break;
+      }
+      case 0x63: {
+        // c: Stream Commit (xid, flags, commit LSN, end LSN, commit time)
+        const xid = this.u32();
+        this.skip(1);
+        const commitLsn = this.lsn();
+        ev = { k: 'SC', xid, commitLsn, endLsn: this.lsn(), commitTime: this.timestamp() };
+        this.streamRelations.delete(xid);
+        break;
+      }
+      case 0x41: {
+        // A: Stream Abort (xid, subxid; PostgreSQL 16 adds the abort LSN and time with parallel streaming)
+        const xid = this.u32();
+        const subxid = this.u32();
+        if (this.pos < this.buf.length) this.skip(8 + 8);
+        if (subxid === xid) this.streamRelations.delete(xid);
+        ev = { k: 'SA', xid, subxid };
+        break;
+      }
       default:
         throw this.invalid(`unknown message type ${describeByte(tag)}`);
     }
-    if (this.pos !== buf.length) throw this.invalid(`${buf.length - this.pos} bytes left over`);
     return ev;
   }
 
@@ -161,14 +241,24 @@ export class PgoutputDecoder {
       columns.push({ name: colName, typeOid, key: (flags & 1) !== 0 });
     }
     const rel: RelationInfo = { relid, schema, name, replicaIdentity, columns };
-    this.relations.set(relid, rel);
+    if (this.streamXid === null) this.relations.set(relid, rel);
+    else {
+      let own = this.streamRelations.get(this.streamXid);
+      if (!own) this.streamRelations.set(this.streamXid, (own = new Map()));
+      own.set(relid, rel);
+    }
     return rel;
   }
 
-  /** A relation that a Relation message announced before (PostgreSQL always sends that first). */
+  /**
+   * A relation that a Relation message announced before (PostgreSQL always sends that first); inside a
+   * stream block, the layout that transaction was given.
+   */
   private knownRelation(): RelationInfo {
     const r = this.u32();
-    const rel = this.relations.get(r);
+    const rel =
+      (this.streamXid !== null ? this.streamRelations.get(this.streamXid)?.get(r) : undefined) ??
+      this.relations.get(r);
     if (!rel) throw this.invalid(`relation ${r} was not announced by a Relation message`);
     return rel;
   }

@@ -9,6 +9,7 @@ import { describeError, isPgferryError, PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
 import { decodeChanges } from '../shared/protocol/change-codec';
+import { TransactionSpool } from './replica/transaction-spool';
 import type { FramedConnection } from '../shared/protocol/connection';
 import type { Frame } from '../shared/protocol/frame';
 import type { AgentMessage, SchemaReport, ServerMessage } from '../shared/protocol/messages';
@@ -69,6 +70,8 @@ export class SourceReplicator {
   /** when the last message arrived (ms; st.lastMessageAt is formatted from it when status is read) */
   private lastMessageAtMs: number | null = null;
   private appVersion: string | null = null;
+  /** transactions the primary streams while they run, kept until their commit */
+  private readonly spool: TransactionSpool;
 
   constructor(
     readonly settings: SourceSettings,
@@ -81,6 +84,7 @@ export class SourceReplicator {
     ) => void = () => undefined,
     private readonly syncOptions: InitialSyncOptions = DEFAULT_SYNC_OPTIONS,
   ) {
+    this.spool = new TransactionSpool(settings.spoolDir);
     this.st = {
       source: settings.name,
       connected: false,
@@ -210,6 +214,8 @@ export class SourceReplicator {
     this.applier = null;
     await closeQuietly(this.client);
     this.client = null;
+    // the primary streams every open transaction again from its start after a reconnect
+    await this.spool.reset();
   }
 
   /** The complete replica's state (null when there is none). */
@@ -405,6 +411,35 @@ export class SourceReplicator {
           );
         }
         await a.apply(items);
+        return;
+      }
+      case 'streamChanges':
+        this.need(this.applier, 'streamChanges');
+        if (!f.body) throw new PgferryError('PROTOCOL_ERROR', 'streamChanges without a body');
+        return this.spool.append(m.xid, m.subxid, { kind: 'changes', count: m.count, body: f.body });
+      case 'streamRelation':
+        this.need(this.applier, 'streamRelation');
+        return this.spool.append(m.xid, m.subxid, { kind: 'relation', relation: m.relation });
+      case 'streamAbort':
+        return this.spool.abort(m.xid, m.subxid);
+      case 'streamCommit': {
+        // applied now, in commit order, exactly as if it had come whole after its commit
+        const a = this.need(this.applier, 'streamCommit');
+        await a.apply([{ k: 'B', commitLsn: m.commitLsn, xid: m.xid }]);
+        for await (const r of this.spool.replay(m.xid)) {
+          if (r.kind === 'relation') {
+            await a.setRelation(r.relation);
+            continue;
+          }
+          const items = decodeChanges(r.body);
+          if (items.length !== r.count)
+            throw new PgferryError(
+              'PROTOCOL_ERROR',
+              `streamed batch holds ${items.length} changes, its header said ${r.count}`,
+            );
+          await a.apply(items);
+        }
+        await a.apply([{ k: 'C', endLsn: m.endLsn, commitTime: m.commitTime }]);
         return;
       }
       case 'sequences': {

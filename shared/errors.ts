@@ -41,6 +41,10 @@ export const ERROR_CODES = {
     hint: 'another snapshot or rotation is running (its process id is in the message); try again when it ends',
   },
   DISK_FULL: { exit: 73, hint: 'free space on the snapshot volume or lower the retention' },
+  SPOOL_UNAVAILABLE: {
+    exit: 73,
+    hint: "free space (or fix permissions) in the backup server's stateDir, under spool/; the agent reconnects and the primary streams the transaction again",
+  },
   DESTINATION_UNAVAILABLE: { exit: 73, hint: 'mount or create the snapshot folder and make it writable' },
   FTP_AUTH_FAILED: { exit: 77, hint: 'check the FTP user and password' },
   RECOVERY_REFUSED: {

@@ -65,6 +65,13 @@ export const agentConfigSchema = z.object({
     })
     .prefault({}),
   maxFrameBytes: bytes.default(64 * 1024 * 1024),
+  /**
+   * Send a transaction to the backup server while it still runs once it outgrows the primary's
+   * logical_decoding_work_mem (PostgreSQL 14+): the backup server keeps it on its own disk until it
+   * commits. Off: the primary's walsender spills it to the primary's disk (pg_replslot) and sends it
+   * only after the commit.
+   */
+  streamLargeTransactions: z.boolean().default(true),
   http: httpSchema(50081),
   log: logSchema,
 });

@@ -1,4 +1,5 @@
 /** The backup server's configuration (server.yaml). Every default lives here. */
+import * as path from 'node:path';
 import { z } from 'zod';
 import { PgferryError } from '../errors';
 import { isPasswordHash, parsePasswordHash, hashPassword, type PasswordHash } from '../auth/password';
@@ -160,6 +161,8 @@ export interface SourceSettings {
   replicaDatabase: string;
   snapshotsEnabled: boolean;
   schedule: string;
+  /** where transactions streamed while in progress wait for their commit (stateDir/spool/<name>) */
+  spoolDir: string;
 }
 
 export interface ServerConfig extends ServerConfigRaw {
@@ -217,6 +220,7 @@ export function resolveServerConfig(raw: ServerConfigRaw): ServerConfig {
       replicaDatabase: databaseOfUrl(replicaUrl),
       snapshotsEnabled: s.snapshots.enabled ?? raw.snapshots.enabled,
       schedule: s.snapshots.schedule ?? raw.snapshots.schedule,
+      spoolDir: path.join(raw.stateDir, 'spool', s.name),
     };
   });
   const ftpSecret = resolveSecret({

@@ -6,11 +6,14 @@
 export const PROTOCOL_NAME = 'pgferry';
 /**
  * Versions this build speaks, newest last. 2: the initial copy may send several tables (or parts of one)
- * at once, each on its own `stream`.
+ * at once, each on its own `stream`. 3: transactions still in progress on the primary may be sent as
+ * they run (`streamChanges`, `streamRelation`, then `streamCommit` or `streamAbort`).
  */
-export const PROTOCOL_VERSIONS = [1, 2] as const;
+export const PROTOCOL_VERSIONS = [1, 2, 3] as const;
 /** the first version whose initial copy may use several streams */
 export const COPY_STREAMS_VERSION = 2;
+/** the first version that carries transactions streamed while in progress */
+export const STREAMED_TRANSACTIONS_VERSION = 3;
 /** streams of one initial copy at most (each is one connection on either side) */
 export const COPY_STREAMS_MAX = 4;
 
@@ -84,6 +87,21 @@ export type AgentMessage =
   | { tag: 'relation'; relation: RelationInfo }
   /** the batch itself is the frame body, in the binary form of change-codec.ts */
   | { tag: 'changes'; count: number }
+  /**
+   * Transaction `xid` is still running on the primary: changes it (or its subtransaction `subxid`, equal
+   * to `xid` outside subtransactions) made, in the binary form of change-codec.ts (no B or C). The server
+   * keeps them aside until the transaction's `streamCommit` or `streamAbort`.
+   */
+  | { tag: 'streamChanges'; xid: number; subxid: number; count: number }
+  /** a table's layout as seen by in-progress transaction `xid` (applies to its changes that follow) */
+  | { tag: 'streamRelation'; xid: number; subxid: number; relation: RelationInfo }
+  /** in-progress transaction `xid` committed: apply what was streamed of it, as one transaction */
+  | { tag: 'streamCommit'; xid: number; commitLsn: string; endLsn: string; commitTime: string }
+  /**
+   * `subxid` = `xid`: the transaction rolled back, forget it; otherwise subtransaction `subxid` rolled back:
+   * forget its changes and those of subtransactions begun after it
+   */
+  | { tag: 'streamAbort'; xid: number; subxid: number }
   | { tag: 'sequences'; requestId: string | null; sequences: SequenceValue[]; schema?: SchemaReport }
   /** the primary's schema hash, read when its WAL was at walLsn */
   | { tag: 'schema'; schema: SchemaReport }

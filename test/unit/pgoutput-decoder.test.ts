@@ -1,5 +1,6 @@
 /**
- * The pgoutput decoder on messages built byte by byte from the documented format (protocol version 1):
+ * The pgoutput decoder on messages built byte by byte from the documented format (protocol versions 1
+ * and 2, the latter's stream messages included):
  * https://www.postgresql.org/docs/15/protocol-logicalrep-message-formats.html
  * Real messages from a live primary are checked in test/replication/pgoutput-live.test.ts.
  */
@@ -270,7 +271,7 @@ describe('pgoutput decoder', () => {
         expect(() => d.decode(m.subarray(0, cut))).toThrow(PgferryError);
       expect(() => d.decode(Buffer.concat([m, Buffer.from([0])]))).toThrow(/1 bytes left over/);
     }
-    expect(() => d.decode(msg('S').i32(1).buf)).toThrow(/unknown message type 'S'/);
+    expect(() => d.decode(msg('Z').i32(1).buf)).toThrow(/unknown message type 'Z'/);
   });
 
   it('refuses changes of a relation never announced, tuples of the wrong width, and binary values', () => {
@@ -287,5 +288,115 @@ describe('pgoutput decoder', () => {
     expect(() => d.decode(msg('D').u32(ITEMS).byte('N').buf)).toThrow(/expected the old key/);
     const negative = msg('I').u32(ITEMS).byte('N').i16(3).byte('t').i32(-5).buf;
     expect(() => d.decode(negative)).toThrow(/negative value length -5/);
+  });
+});
+
+describe('pgoutput decoder, transactions streamed while in progress (protocol 2)', () => {
+  const TOP = 4000000001; // above 2^31: read unsigned
+  const SUB = 4000000002;
+  const inBlock = (tag: string, xid: number) => msg(tag).u32(xid);
+
+  it('reads Stream Start, changes wrapped with their (sub)transaction xid, Stream Stop, Commit', () => {
+    const d = decoderWith('d');
+    expect(d.decode(msg('S').u32(TOP).byte(1).buf)).toEqual({ k: 'SS', xid: TOP, first: true });
+    expect(d.decode(inBlock('I', TOP).u32(ITEMS).byte('N').tuple(['1', 'a', null]).buf)).toEqual({
+      k: 'SX',
+      xid: TOP,
+      ev: { k: 'I', r: ITEMS, v: ['1', 'a', null] },
+    });
+    expect(d.decode(inBlock('U', SUB).u32(ITEMS).byte('N').tuple(['1', 'b', UNCHANGED]).buf)).toEqual({
+      k: 'SX',
+      xid: SUB,
+      ev: { k: 'U', r: ITEMS, v: ['1', 'b', null], toast: [2] },
+    });
+    expect(d.decode(inBlock('D', SUB).u32(ITEMS).byte('K').tuple(['1', null, null]).buf)).toEqual({
+      k: 'SX',
+      xid: SUB,
+      ev: { k: 'D', r: ITEMS, old: ['1', null, null] },
+    });
+    expect(d.decode(inBlock('T', TOP).i32(1).byte(1).u32(ITEMS).buf)).toEqual({
+      k: 'SX',
+      xid: TOP,
+      ev: { k: 'T', rs: [ITEMS], cascade: true, restartIdentity: false },
+    });
+    expect(d.decode(inBlock('Y', TOP).u32(1).str('s').str('t').buf)).toBeNull();
+    expect(d.decode(msg('E').buf)).toEqual({ k: 'SE' });
+    expect(d.decode(msg('S').u32(TOP).byte(0).buf)).toEqual({ k: 'SS', xid: TOP, first: false });
+    expect(d.decode(msg('E').buf)).toEqual({ k: 'SE' });
+    // Stream Commit: xid, flags, commit LSN, end LSN, commit time
+    expect(
+      d.decode(msg('c').u32(TOP).byte(0).i64(0x1_0000_0010n).i64(0x1_0000_0040n).i64(1_000_000n).buf),
+    ).toEqual({ k: 'SC', xid: TOP, commitLsn: '1/10', endLsn: '1/40', commitTime: '946684801000000' });
+  });
+
+  it('reads Stream Abort of a transaction or a subtransaction, with or without the abort LSN and time', () => {
+    const d = new PgoutputDecoder();
+    expect(d.decode(msg('A').u32(TOP).u32(SUB).buf)).toEqual({ k: 'SA', xid: TOP, subxid: SUB });
+    expect(d.decode(msg('A').u32(TOP).u32(TOP).i64(5n).i64(6n).buf)).toEqual({
+      k: 'SA',
+      xid: TOP,
+      subxid: TOP,
+    });
+  });
+
+  it("keeps a layout sent inside a block for that transaction's changes only, until it ends", () => {
+    const d = decoderWith('d'); // committed transactions know items with 3 columns
+    const wider = [...COLUMNS, { name: 'extra', type: 23 }];
+    d.decode(msg('S').u32(TOP).byte(1).buf);
+    const r = d.decode(Buffer.concat([inBlock('R', TOP).buf, relation(ITEMS, 'd', wider).subarray(1)]));
+    expect(r).toMatchObject({ k: 'SX', xid: TOP, ev: { k: 'R', relation: { relid: ITEMS } } });
+    expect(d.decode(inBlock('I', SUB).u32(ITEMS).byte('N').tuple(['1', 'a', 'b', '4']).buf)).toMatchObject({
+      ev: { v: ['1', 'a', 'b', '4'] },
+    });
+    d.decode(msg('E').buf);
+    // a committed transaction between the blocks still reads items with its 3 columns
+    expect(d.decode(msg('I').u32(ITEMS).byte('N').tuple(['2', 'c', 'd']).buf)).toEqual({
+      k: 'I',
+      r: ITEMS,
+      v: ['2', 'c', 'd'],
+    });
+    // the next block of the same transaction still has its own layout
+    d.decode(msg('S').u32(TOP).byte(0).buf);
+    expect(() => d.decode(inBlock('I', TOP).u32(ITEMS).byte('N').tuple(['3', 'e', 'f']).buf)).toThrow(
+      /a tuple of 3 columns for a relation of 4/,
+    );
+    d.decode(msg('E').buf);
+    // once it aborted, its layout is gone: a new block of another transaction reads the 3 columns
+    d.decode(msg('A').u32(TOP).u32(TOP).buf);
+    d.decode(
+      msg('S')
+        .u32(TOP + 5)
+        .byte(1).buf,
+    );
+    expect(
+      d.decode(
+        inBlock('I', TOP + 5)
+          .u32(ITEMS)
+          .byte('N')
+          .tuple(['3', 'e', 'f']).buf,
+      ),
+    ).toMatchObject({
+      ev: { v: ['3', 'e', 'f'] },
+    });
+  });
+
+  it('refuses stream messages cut short, and Begin, Commit or a nested Stream Start inside a block', () => {
+    const d = decoderWith('d');
+    for (const m of [
+      msg('S').u32(TOP).byte(1).buf,
+      msg('c').u32(TOP).byte(0).i64(1n).i64(2n).i64(3n).buf,
+      msg('A').u32(TOP).u32(SUB).buf,
+    ])
+      for (let cut = 1; cut < m.length; cut++)
+        expect(() => d.decode(m.subarray(0, cut))).toThrow(PgferryError);
+    d.decode(msg('S').u32(TOP).byte(1).buf);
+    const insert = inBlock('I', TOP).u32(ITEMS).byte('N').tuple(['1', 'a', null]).buf;
+    for (let cut = 1; cut < insert.length; cut++)
+      expect(() => d.decode(insert.subarray(0, cut))).toThrow(PgferryError);
+    expect(() => d.decode(msg('B').i64(1n).i64(2n).u32(3).buf)).toThrow(
+      /message type 'B' inside a stream block/,
+    );
+    expect(() => d.decode(msg('C').byte(0).i64(1n).i64(2n).i64(3n).buf)).toThrow(/inside a stream block/);
+    expect(() => d.decode(msg('S').u32(TOP).byte(0).buf)).toThrow(/inside a stream block/);
   });
 });
