@@ -425,6 +425,8 @@ export class SourceReplicator {
       case 'streamCommit': {
         // applied now, in commit order, exactly as if it had come whole after its commit
         const a = this.need(this.applier, 'streamCommit');
+        const spooled = this.spool.bytesOf(m.xid);
+        const started = Date.now();
         await a.apply([{ k: 'B', commitLsn: m.commitLsn, xid: m.xid }]);
         for await (const r of this.spool.replay(m.xid)) {
           if (r.kind === 'relation') {
@@ -440,6 +442,13 @@ export class SourceReplicator {
           await a.apply(items);
         }
         await a.apply([{ k: 'C', endLsn: m.endLsn, commitTime: m.commitTime }]);
+        this.log.info('applied a large transaction streamed while it ran on the primary', {
+          source: this.settings.name,
+          xid: m.xid,
+          commitLsn: m.commitLsn,
+          spooledMegabytes: Math.round(spooled / 1e5) / 10,
+          seconds: (Date.now() - started) / 1000,
+        });
         return;
       }
       case 'sequences': {

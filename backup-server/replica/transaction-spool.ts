@@ -52,6 +52,11 @@ export class TransactionSpool {
     return n;
   }
 
+  /** bytes spooled for transaction `xid` */
+  bytesOf(xid: number): number {
+    return this.open.get(xid)?.bytes ?? 0;
+  }
+
   /** Forgets every transaction (their files too): the agent (re)connected and streams them again. */
   async reset(): Promise<void> {
     await this.close();
