@@ -194,7 +194,7 @@ async function main(): Promise<number> {
             log(`peak RSS so far (after the streaming runs): ${r.rss.describe()}`);
           }
           if (p.sections.has('bulk')) {
-            rows.push(await benchBulk({ ...cl, reps, runs: p.runs, rows: sizes.bulkRows, log }));
+            rows.push(...(await benchBulk({ ...cl, reps, runs: p.runs, rows: sizes.bulkRows, log })));
             log(`peak RSS so far (after the bulk runs): ${r.rss.describe()}`);
           }
           if (p.profile) {

@@ -29,6 +29,9 @@ const NATIVE_REPLICA_DB = 'native_stream';
 export const BULK_DDL = 'CREATE TABLE bulk_t (id bigint PRIMARY KEY, a int, b text, c timestamptz)';
 const BULK_REPLICA_DDL = 'ALTER TABLE bulk_t ADD COLUMN applied_at timestamptz DEFAULT clock_timestamp()';
 
+/** the native subscription of the streaming and bulk rows */
+export const NATIVE_SUBSCRIPTION = 'native_stream';
+
 export interface Replicator {
   name: 'pgferry' | 'native';
   primaryDb: string;
@@ -62,9 +65,9 @@ async function startNative(primary: Cluster, replica: Cluster): Promise<Replicat
   await nativeSubscriptionGate.wait();
   await sql(
     url,
-    `CREATE SUBSCRIPTION native_stream CONNECTION 'host=127.0.0.1 port=${primary.port} dbname=${NATIVE_SRC_DB} user=postgres' PUBLICATION bench_pub`,
+    `CREATE SUBSCRIPTION ${NATIVE_SUBSCRIPTION} CONNECTION 'host=127.0.0.1 port=${primary.port} dbname=${NATIVE_SRC_DB} user=postgres' PUBLICATION bench_pub`,
   );
-  await nativeSyncDone(url, 'native_stream', 600_000);
+  await nativeSyncDone(url, NATIVE_SUBSCRIPTION, 600_000);
   return {
     name: 'native',
     primaryDb: NATIVE_SRC_DB,
@@ -74,7 +77,7 @@ async function startNative(primary: Cluster, replica: Cluster): Promise<Replicat
       ...(await backends(
         primary,
         'walsender',
-        `backend_type = 'walsender' AND application_name = 'native_stream'`,
+        `backend_type = 'walsender' AND application_name = '${NATIVE_SUBSCRIPTION}'`,
       )),
       ...(await backends(
         replica,
@@ -129,7 +132,7 @@ export async function startReplicators(
 }
 
 export async function stopReplicators(primary: Cluster, replica: Cluster, rig: PgferryRig): Promise<void> {
-  await sql(replica.url(NATIVE_REPLICA_DB), 'DROP SUBSCRIPTION IF EXISTS native_stream').catch(
+  await sql(replica.url(NATIVE_REPLICA_DB), `DROP SUBSCRIPTION IF EXISTS ${NATIVE_SUBSCRIPTION}`).catch(
     () => undefined,
   );
   await rig.stopAgent(STREAM_SOURCE);
