@@ -243,8 +243,8 @@ export class PgoutputDecoder {
     const rel: RelationInfo = { relid, schema, name, replicaIdentity, columns };
     if (this.streamXid === null) this.relations.set(relid, rel);
     else {
-      let own = this.streamRelations.get(this.streamXid);
-      if (!own) this.streamRelations.set(this.streamXid, (own = new Map()));
+      const own = this.streamRelations.get(this.streamXid) ?? new Map<number, RelationInfo>();
+      this.streamRelations.set(this.streamXid, own);
       own.set(relid, rel);
     }
     return rel;
