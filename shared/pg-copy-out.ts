@@ -106,6 +106,20 @@ export class CopyOut extends Readable implements Submittable {
     let kept = 0;
     const end = chunk.length;
     while (pos < end) {
+      // the common case first: whole CopyData messages inside this read, nothing carried over
+      if (!this.inMessage && this.headLength === 0) {
+        while (pos + 5 <= end && chunk[pos] === COPY_DATA) {
+          const n =
+            chunk[pos + 1] * 0x1000000 +
+            ((chunk[pos + 2] << 16) | (chunk[pos + 3] << 8) | chunk[pos + 4]) -
+            4;
+          if (pos + 5 + n > end) break;
+          chunk.copyWithin(kept, pos + 5, pos + 5 + n);
+          kept += n;
+          pos += 5 + n;
+        }
+        if (pos >= end) break;
+      }
       if (this.inMessage) {
         const n = Math.min(this.remaining, end - pos);
         if (this.code === COPY_DATA) {
