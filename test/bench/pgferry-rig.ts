@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Cluster } from '../harness/cluster';
 import {
@@ -41,12 +42,21 @@ export function unitEnvironment(role: Role): Record<string, string> {
   return env;
 }
 
+/** The CPU priority (`Nice=`) the shipped systemd unit gives `role`, 0 when it sets none. */
+export function unitNice(role: Role): number {
+  const unit = fs.readFileSync(path.join(DEPLOY, 'systemd', `pgferry-${role}.service`), 'utf8');
+  const m = /^Nice=(-?\d+)\s*$/m.exec(unit);
+  return m ? Number(m[1]) : 0;
+}
+
 function spawnCli(args: string[], nodeFlags: string[]): Proc {
   const role = args[0] as Role;
   const child = spawn(process.execPath, [...nodeFlags, CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...unitEnvironment(role) },
   });
+  const nice = unitNice(role);
+  if (nice !== 0 && child.pid) os.setPriority(child.pid, nice);
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
