@@ -34,8 +34,6 @@ import {
 } from './primary';
 
 const BATCH_ITEMS = 2000;
-/** a batch under a steady load is sent at the first commit after this long (latency bound) */
-const MAX_BATCH_DELAY_MS = 2;
 const BATCH_BYTES = 512 * 1024;
 
 export interface AgentStatus extends AgentLinkStatus {
@@ -295,7 +293,16 @@ export class Agent {
     /** end of the last commit forwarded (text; parsed only when a keepalive needs it) */
     let lastForwarded = from;
     let lastAdvance = 0;
+    // committed transactions wait in the batch up to maxBatchDelayMs for more to join them: every batch is
+    // a frame, and on the backup server a replica transaction with its bookkeeping (see agent-config.ts)
+    const holdMs = this.cfg.maxBatchDelayMs;
+    /** sends a batch of committed transactions that nothing joined in time */
+    let holdTimer: NodeJS.Timeout | null = null;
     const flush = (): Promise<void> | undefined => {
+      if (holdTimer) {
+        clearTimeout(holdTimer);
+        holdTimer = null;
+      }
       if (batch.count === 0) return undefined;
       const count = batch.count;
       if (batchXid === null) return conn.send({ tag: 'changes', count }, batch.take());
@@ -362,7 +369,10 @@ export class Agent {
           inTxn = false;
           lastForwarded = c.endLsn;
           // at a commit: send when nothing else waits, or when the batch is old enough to matter for lag
-          if (!more || Date.now() - batchStartedAt >= MAX_BATCH_DELAY_MS) return flush();
+          const waited = Date.now() - batchStartedAt;
+          if (waited >= holdMs) return flush();
+          if (!more && !holdTimer)
+            holdTimer = setTimeout(() => void flush()?.catch(() => undefined), holdMs - waited);
         }
         if (batch.count >= BATCH_ITEMS || batch.byteLength >= BATCH_BYTES) return flush();
         return undefined;

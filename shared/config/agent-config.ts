@@ -66,6 +66,13 @@ export const agentConfigSchema = z.object({
     .prefault({}),
   maxFrameBytes: bytes.default(64 * 1024 * 1024),
   /**
+   * How long committed transactions may wait in the agent for others to be sent with them. Every batch
+   * becomes one replica transaction with its bookkeeping on the backup server: under a steady load of
+   * small transactions, 5 ms halves the backup side's CPU (measured: server 2.7 -> 1.2 s, replica 3.9 ->
+   * 2.4 s per 15 s of pgbench) for a few ms of replication delay. 0: each commit is sent at once.
+   */
+  maxBatchDelayMs: z.number().int().min(0).max(1000).default(5),
+  /**
    * Send a transaction to the backup server while it still runs once it outgrows the primary's
    * logical_decoding_work_mem (PostgreSQL 14+): the backup server keeps it on its own disk until it
    * commits. Off: the primary's walsender spills it to the primary's disk (pg_replslot) and sends it
