@@ -368,11 +368,15 @@ export class Agent {
         else if (c.k === 'C') {
           inTxn = false;
           lastForwarded = c.endLsn;
-          // at a commit: send when nothing else waits, or when the batch is old enough to matter for lag
+          // at a commit: send once the batch is holdMs old; if nothing else comes meanwhile, a timer sends
+          // it then (unless a transaction has begun in the batch: its own commit sends it)
           const waited = Date.now() - batchStartedAt;
           if (waited >= holdMs) return flush();
           if (!more && !holdTimer)
-            holdTimer = setTimeout(() => void flush()?.catch(() => undefined), holdMs - waited);
+            holdTimer = setTimeout(() => {
+              holdTimer = null;
+              if (!inTxn) void flush()?.catch(() => undefined);
+            }, holdMs - waited);
         }
         if (batch.count >= BATCH_ITEMS || batch.byteLength >= BATCH_BYTES) return flush();
         return undefined;
