@@ -68,10 +68,11 @@ export const agentConfigSchema = z.object({
   /**
    * How long committed transactions may wait in the agent for others to be sent with them. Every batch
    * becomes one replica transaction with its bookkeeping on the backup server: under a steady load of
-   * small transactions, 5 ms halves the backup side's CPU (measured: server 2.7 -> 1.2 s, replica 3.9 ->
-   * 2.4 s per 15 s of pgbench) for a few ms of replication delay. 0: each commit is sent at once.
+   * small transactions a few ms save a third to a half of the backup side's CPU (benchmark, 60 s of
+   * pgbench: server 9.4-10.2 s -> 5.4 s at 3 ms, 4.2-4.5 s at 5 ms; replica 14.8-15.5 -> 10.5-11.4 /
+   * 9.0-9.6 s) for about as many ms of replication delay. 0: each commit is sent at once.
    */
-  maxBatchDelayMs: z.number().int().min(0).max(1000).default(5),
+  maxBatchDelayMs: z.number().int().min(0).max(1000).default(3),
   /**
    * Send a transaction to the backup server while it still runs once it outgrows the primary's
    * logical_decoding_work_mem (PostgreSQL 14+): the backup server keeps it on its own disk until it
