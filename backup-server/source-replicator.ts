@@ -43,6 +43,8 @@ export interface SourceStatus {
   retainedWalBytes: number | null;
   transactionsApplied: number;
   rowsApplied: number;
+  /** transactions still running on the primary, streamed so far and kept on disk until they commit */
+  spool: { transactions: number; bytes: number };
   initialCopy: { tables: number; bytes: number; startedAt: string } | null;
   lastError: string | null;
   /** replication stopped after a change the replica could not apply; `pgferry resync` is the way out */
@@ -103,6 +105,7 @@ export class SourceReplicator {
       retainedWalBytes: null,
       transactionsApplied: 0,
       rowsApplied: 0,
+      spool: { transactions: 0, bytes: 0 },
       initialCopy: null,
       lastError: null,
       paused: null,
@@ -112,6 +115,7 @@ export class SourceReplicator {
 
   status(): SourceStatus {
     if (this.lastMessageAtMs !== null) this.st.lastMessageAt = new Date(this.lastMessageAtMs).toISOString();
+    this.st.spool = { transactions: this.spool.size, bytes: this.spool.bytes };
     const a = this.applier;
     if (a) {
       this.st.transactionsApplied = a.stats.transactionsApplied;

@@ -44,6 +44,11 @@ export class ServerMetrics {
       'source',
     ]);
     gauge('pgferry_source_retained_wal_bytes', 'WAL the source slot retains on the primary', ['source']);
+    gauge(
+      'pgferry_source_spooled_bytes',
+      'bytes of transactions still running on the primary, streamed and spooled until they commit',
+      ['source'],
+    );
     gauge('pgferry_source_last_applied_timestamp_seconds', 'when a change was last applied', ['source']);
     counter(
       'pgferry_source_transactions_applied_total',
@@ -96,6 +101,7 @@ export class ServerMetrics {
       set('pgferry_source_lag_bytes', l, s.lagBytes);
       set('pgferry_source_lag_seconds', l, s.lagSeconds);
       set('pgferry_source_retained_wal_bytes', l, s.retainedWalBytes);
+      set('pgferry_source_spooled_bytes', l, s.spool.bytes);
       set('pgferry_source_last_applied_timestamp_seconds', l, ts(s.lastAppliedAt));
       setCounter(c.pgferry_source_transactions_applied_total, l, s.transactionsApplied);
       setCounter(c.pgferry_source_rows_applied_total, l, s.rowsApplied);

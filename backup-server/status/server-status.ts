@@ -64,6 +64,7 @@ function sourceReports(deps: ServerStatusDeps, now: number): SourceReport[] {
       retainedWalBytes: s.retainedWalBytes,
       transactionsApplied: s.transactionsApplied,
       rowsApplied: s.rowsApplied,
+      spool: s.spool,
       lastError: s.lastError,
       transitions: (v?.transitions ?? []).map(({ from, to, at, reason }) => ({ from, to, at, reason })),
     };

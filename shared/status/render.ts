@@ -31,6 +31,10 @@ function sourceLines(s: SourceReport): string[] {
     `    applied LSN ${s.appliedLsn ?? '-'}, lag ${s.lagBytes === null ? '-' : formatBytes(s.lagBytes)} / ${seconds(s.lagSeconds)}, last change applied at ${localTime(s.lastAppliedAt)}`,
     `    ${s.transactionsApplied} transactions, ${s.rowsApplied} rows applied since the server started; retained WAL on the primary ${s.retainedWalBytes === null ? '-' : formatBytes(s.retainedWalBytes)}`,
   ];
+  if (s.spool.transactions > 0)
+    lines.push(
+      `    ${s.spool.transactions} large transaction(s) still running on the primary: ${formatBytes(s.spool.bytes)} received and spooled, applied at their commit`,
+    );
   const t = s.transitions.slice(-3);
   if (t.length)
     lines.push(`    transitions: ${t.map((x) => `${localTime(x.at)} ${x.from}→${x.to}`).join(', ')}`);

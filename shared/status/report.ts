@@ -32,6 +32,8 @@ export interface SourceReport {
   retainedWalBytes: number | null;
   transactionsApplied: number;
   rowsApplied: number;
+  /** large transactions still running on the primary, streamed so far and spooled until they commit */
+  spool: { transactions: number; bytes: number };
   lastError: string | null;
   /** newest last */
   transitions: TransitionReport[];

@@ -76,6 +76,7 @@ function serverReport(): ServerStatusReport {
         retainedWalBytes: 1024,
         transactionsApplied: 10,
         rowsApplied: 100,
+        spool: { transactions: 0, bytes: 0 },
         lastError: null,
         transitions: [
           { from: 'UNKNOWN', to: 'LIVE', at: '2025-03-14T08:00:01.000Z', reason: 'heartbeat received' },
@@ -230,6 +231,15 @@ describe('the human screen', () => {
     expect(text).toMatch(/minFreeBytes 10\.0 GiB \(50\.0 GiB to spare\)/);
     expect(text).toMatch(/Log since .*: 0 errors, 0 warnings/);
     expect(renderServerStatus(serverReport(), ['x is wrong'])).toMatch(/NEEDS ATTENTION\n {2}! x is wrong\n/);
+    expect(text).not.toMatch(/large transaction/);
+  });
+
+  it('shows large transactions spooled while they run on the primary', () => {
+    const r = serverReport();
+    r.sources[0].spool = { transactions: 1, bytes: 88 * 1024 * 1024 };
+    expect(renderServerStatus(r, [])).toMatch(
+      /1 large transaction\(s\) still running on the primary: 88\.0 MiB received and spooled/,
+    );
   });
 });
 

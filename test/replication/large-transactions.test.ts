@@ -45,6 +45,13 @@ function slotOf(p: Pair, name: string): string {
   return (cfg.source as { slot: string }).slot;
 }
 
+/** what the server reports spooled for this file's source */
+function spoolOf(p: Pair): { transactions: number; bytes: number } {
+  const st = p.server.sourceStatus().find((x) => x.source === NAME);
+  if (!st) throw new Error(`the server has no source ${NAME}`);
+  return st.spool;
+}
+
 interface SlotStats {
   streamTxns: number;
   streamCount: number;
@@ -234,12 +241,18 @@ it('applies nothing of a large transaction that was streamed and then rolled bac
       'the primary to stream the transaction before it aborts',
       (s) => s.streamTxns > before.streamTxns,
     );
+    // the server shows what it keeps of the running transaction (status, metrics)
+    await waitFor('the server to report the spooled transaction', async () => {
+      const sp = spoolOf(pair);
+      return sp.transactions === 1 && sp.bytes > 64 * 1024;
+    });
     await large.query('ROLLBACK');
   } finally {
     await large.end();
   }
   await query(pair.primaryUrl, `INSERT INTO small (v) VALUES ('after the c2 rollback')`);
   await waitUntilEqual(pair.primaryUrl, pair.replicaUrl, 30_000);
+  expect(spoolOf(pair)).toEqual({ transactions: 0, bytes: 0 });
   expect(await count(pair.replicaUrl, `big WHERE grp = 'c2' OR v = 'overwritten by c2'`)).toBe(0);
   expect(await count(pair.replicaUrl, `big WHERE grp = 'c1' AND id BETWEEN 1001 AND 2000`)).toBeGreaterThan(
     0,
