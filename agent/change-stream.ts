@@ -33,8 +33,46 @@ export interface StreamHandlers {
 }
 
 interface ServiceInternals {
-  _messageQueue: unknown[];
+  _messageQueue: { lsn: string; data: unknown }[];
   _processing: boolean;
+  _stop: boolean;
+  _connection: { stream?: { pause?: () => void; resume?: () => void } } | null;
+  _processQueue: () => void;
+}
+
+/**
+ * The library's flow control, without its cost per message: it awaits an EventEmitter2 `emitAsync` (a
+ * promise and several microtasks) for every message, which was a large share of the agent's CPU under a
+ * steady load. This loop keeps its rules (the socket paused while messages wait, resumed once the queue
+ * is empty, messages handed on one at a time, in order) but waits only when the handler returns a
+ * promise. Installed only over the internals it was written for; otherwise the library's own loop runs.
+ */
+function installQueueLoop(
+  internals: ServiceInternals,
+  handle: (lsn: string, data: unknown) => Promise<void> | undefined,
+): boolean {
+  if (typeof internals._processQueue !== 'function' || !Array.isArray(internals._messageQueue)) return false;
+  const next = (): void => {
+    const q = internals._messageQueue;
+    while (q.length > 0 && !internals._stop) {
+      const m = q.shift() as { lsn: string; data: unknown };
+      const waiting = handle(m.lsn, m.data);
+      if (waiting) {
+        waiting.then(next, next);
+        return;
+      }
+    }
+    internals._processing = false;
+    if (!internals._stop) internals._connection?.stream?.resume?.();
+  };
+  internals._processQueue = () => {
+    if (internals._processing || internals._stop) return;
+    internals._processing = true;
+    internals._connection?.stream?.pause?.();
+    // after the current socket read has queued all its messages, as the library's own loop does
+    queueMicrotask(next);
+  };
+  return true;
 }
 
 /**
@@ -119,7 +157,7 @@ export class ChangeStream {
     const failed = (e: unknown) => this.fail(e instanceof Error ? e : new Error(String(e)));
 
     // not async: a promise is made only when the handler returns one (flow control awaits it)
-    service.on('data', (_lsn: string, ev: Parsed): Promise<void> | undefined => {
+    const onData = (_lsn: string, ev: Parsed): Promise<void> | undefined => {
       if (this.failure || ev === null) return undefined;
       if (ev instanceof Error) {
         this.fail(ev);
@@ -131,7 +169,8 @@ export class ChangeStream {
         failed(e);
         return undefined;
       }
-    });
+    };
+    if (!installQueueLoop(internals, (lsn, data) => onData(lsn, data as Parsed))) service.on('data', onData);
     service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
       const idle = internals._messageQueue.length === 0 && !internals._processing;
       if (shouldRespond) void service.acknowledge(reported(this.durable)).catch(() => undefined);
