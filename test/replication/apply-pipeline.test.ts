@@ -194,12 +194,14 @@ it('a pipeline returns the rows of its last row-returning statement and reports 
   killed.executeText('SELECT pg_sleep(5)');
   const slow = new Pipeline(killed);
   other.query(slow);
+  // observed before the kill: the rejection may arrive before pg_terminate_backend's own answer does
+  const outcome = slow.done.catch((e: unknown) => e);
   await waitFor('the query to run', async () => {
     const r = await check.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'`, [pid]);
     return (r.rowCount ?? 0) > 0;
   });
   await check.query('SELECT pg_terminate_backend($1)', [pid]);
-  const err = await slow.done.catch((e: unknown) => e);
+  const err = await outcome;
   expect(isPgferryError(err, 'REPLICA_UNAVAILABLE')).toBe(true);
   await closeQuietly(other);
 });
