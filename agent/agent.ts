@@ -11,12 +11,8 @@ import type { Logger } from '../shared/log';
 import { formatLsn, parseLsn } from '../shared/lsn';
 import { ChangeBatchEncoder } from '../shared/protocol/change-codec';
 import type { AgentLinkStatus } from '../shared/status/report';
-import {
-  type AgentMessage,
-  type SchemaReport,
-  STREAMED_TRANSACTIONS_VERSION,
-} from '../shared/protocol/messages';
-import { type ChangeEvent, ChangeStream, type StreamEvent } from './change-stream';
+import type { AgentMessage, SchemaReport } from '../shared/protocol/messages';
+import { type ChangeEvent, ChangeStream, type StreamEvent, streamsInProgress } from './change-stream';
 import { type DdlMode, installDdlCapture, schemaHash } from './ddl-capture';
 import { closeQuietly } from '../shared/pg-close';
 import { runInitialCopy } from './initial-copy';
@@ -270,10 +266,11 @@ export class Agent {
     this.st.phase = 'streaming';
     // large transactions go to the backup server while they run (spooled there until they commit), not
     // into spill files on the primary's disk; both sides must speak it, and the primary must be 14 or later
-    const streamInProgress =
-      this.cfg.streamLargeTransactions &&
-      conn.protocolVersion >= STREAMED_TRANSACTIONS_VERSION &&
-      pgMajor >= 14;
+    const streamInProgress = streamsInProgress(
+      this.cfg.streamLargeTransactions,
+      conn.protocolVersion,
+      pgMajor,
+    );
     const stream = new ChangeStream(
       primaryClientConfig(this.cfg.source.url, 'pgferry-agent-stream'),
       this.cfg.source.slot,

@@ -18,6 +18,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Client, ClientConfig } from 'pg';
 import { PgferryError } from '../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
+import { STREAMED_TRANSACTIONS_VERSION } from '../shared/protocol/messages';
 import { PgoutputDecoder, type StreamEvent } from './pgoutput-decoder';
 
 export type { ChangeEvent, StreamEvent } from './pgoutput-decoder';
@@ -96,7 +97,7 @@ type Parsed = StreamEvent | null | Error;
  * connection's data listener, where a throw would crash the process: a message it cannot read becomes an
  * Error that the stream fails with.
  */
-class PgoutputChangesPlugin {
+export class PgoutputChangesPlugin {
   readonly options: { publication: string; streamInProgress: boolean };
   private readonly decoder = new PgoutputDecoder();
 
@@ -126,6 +127,14 @@ class PgoutputChangesPlugin {
       return e instanceof Error ? e : new Error(String(e));
     }
   }
+}
+
+/**
+ * Whether to ask for transactions while they run: wanted by the config, understood by the backup server
+ * (link protocol 3) and offered by the primary (pgoutput protocol 2 with streaming, PostgreSQL 14+).
+ */
+export function streamsInProgress(wanted: boolean, linkVersion: number, pgMajor: number): boolean {
+  return wanted && linkVersion >= STREAMED_TRANSACTIONS_VERSION && pgMajor >= 14;
 }
 
 export class ChangeStream {
