@@ -115,16 +115,16 @@ it('copies a table split over two streams complete and exact, while the primary 
   expect(lastPage).toEqual([{ id: 150001 }]);
   const pagesBefore = await pages(primaryUrl);
 
-  // once the slot (and its snapshot) exists, the table grows and changes: none of that is in the copy
+  // once the copy's snapshot is taken, the table grows and changes: none of that is in the copy. (Not as
+  // soon as the slot shows in pg_replication_slots: until the slot reaches a consistent point it waits
+  // for the transactions already running, and a writer's commits in that window are rightly in the copy.)
   let copying = true;
   let writtenDuringCopy = 0;
+  const logFrom = serverLog.length;
   const writer = withClient(primaryUrl, async (c) => {
     await waitFor(
-      'the copy slot',
-      async () => {
-        const r = await c.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = 'pgferry_streams'`);
-        return (r.rowCount ?? 0) > 0;
-      },
+      'the copy to start on the server (after the slot and its snapshot exist)',
+      async () => serverLog.slice(logFrom).some((e) => e.message === 'initial copy started'),
       30_000,
       10,
     );
