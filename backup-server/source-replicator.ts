@@ -420,10 +420,10 @@ export class SourceReplicator {
       case 'streamChanges':
         this.need(this.applier, 'streamChanges');
         if (!f.body) throw new PgferryError('PROTOCOL_ERROR', 'streamChanges without a body');
-        return this.spool.append(m.xid, m.subxid, { kind: 'changes', count: m.count, body: f.body });
+        return this.spool.append(m, f.body);
       case 'streamRelation':
         this.need(this.applier, 'streamRelation');
-        return this.spool.append(m.xid, m.subxid, { kind: 'relation', relation: m.relation });
+        return this.spool.append(m, null);
       case 'streamAbort':
         return this.spool.abort(m.xid, m.subxid);
       case 'streamCommit': {
@@ -433,15 +433,15 @@ export class SourceReplicator {
         const started = Date.now();
         await a.apply([{ k: 'B', commitLsn: m.commitLsn, xid: m.xid }]);
         for await (const r of this.spool.replay(m.xid)) {
-          if (r.kind === 'relation') {
-            await a.setRelation(r.relation);
+          if (r.header.tag === 'streamRelation') {
+            await a.setRelation(r.header.relation);
             continue;
           }
-          const items = decodeChanges(r.body);
-          if (items.length !== r.count)
+          const items = r.body ? decodeChanges(r.body) : [];
+          if (items.length !== r.header.count)
             throw new PgferryError(
               'PROTOCOL_ERROR',
-              `streamed batch holds ${items.length} changes, its header said ${r.count}`,
+              `streamed batch holds ${items.length} changes, its header said ${r.header.count}`,
             );
           await a.apply(items);
         }

@@ -3,11 +3,11 @@
  * disk until they commit (then replayed into the replica as one transaction) or roll back (then dropped).
  * Memory stays bounded whatever a transaction's size; the primary's disk is spared its spill files.
  *
- * One file per top-level transaction, records in arrival order:
- *   kind u8 (1 changes: a change-codec batch, 2 relation: JSON), count u32, length u32, payload
- * The offset of each subtransaction's first record is remembered: rolling one back truncates the file
- * there, since everything after it was made by that subtransaction or by those begun inside it (the rule
- * PostgreSQL's own apply worker uses for its stream files).
+ * One file per top-level transaction: the `streamChanges` and `streamRelation` frames of the link as they
+ * arrived (shared/protocol/frame.ts, read back with its decoder). The offset of each subtransaction's first
+ * frame is remembered: rolling one back truncates the file there, since everything after it was made by
+ * that subtransaction or by those begun inside it (the rule PostgreSQL's own apply worker uses for its
+ * stream files).
  *
  * Nothing here needs to survive a restart: after any reconnect the primary streams every open transaction
  * again from its start, so the folder is emptied whenever the agent (re)connects.
@@ -15,24 +15,22 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PgferryError } from '../../shared/errors';
-import type { RelationInfo } from '../../shared/protocol/messages';
+import { encodeFrame, type Frame, FrameDecoder } from '../../shared/protocol/frame';
+import type { AgentMessage } from '../../shared/protocol/messages';
 
-export type SpoolRecord =
-  | { kind: 'changes'; count: number; body: Buffer }
-  | { kind: 'relation'; relation: RelationInfo };
+/** what is kept of a transaction in progress: its changes and the table layouts they were made with */
+export type SpooledMessage = Extract<AgentMessage, { tag: 'streamChanges' | 'streamRelation' }>;
 
-const KIND_CHANGES = 1;
-const KIND_RELATION = 2;
-const HEAD_BYTES = 9;
 const READ_BYTES = 1024 * 1024;
+/** every frame on file was taken by the link under its own size limit: no second limit when reading back */
+const ANY_FRAME_BYTES = 0xffffffff;
 
 interface OpenTransaction {
   file: string;
   fh: fs.promises.FileHandle;
   bytes: number;
-  /** subtransaction → offset of its first record */
+  /** subtransaction → offset of its first frame */
   subxacts: Map<number, number>;
-  lastSubxid: number;
 }
 
 export class TransactionSpool {
@@ -68,23 +66,17 @@ export class TransactionSpool {
     }
   }
 
-  async append(xid: number, subxid: number, record: SpoolRecord): Promise<void> {
-    const t = await this.transaction(xid);
-    if (subxid !== t.lastSubxid && subxid !== xid && !t.subxacts.has(subxid)) t.subxacts.set(subxid, t.bytes);
-    t.lastSubxid = subxid;
-    const payload =
-      record.kind === 'changes' ? record.body : Buffer.from(JSON.stringify(record.relation), 'utf8');
-    const head = Buffer.allocUnsafe(HEAD_BYTES);
-    head[0] = record.kind === 'changes' ? KIND_CHANGES : KIND_RELATION;
-    head.writeUInt32BE(record.kind === 'changes' ? record.count : 0, 1);
-    head.writeUInt32BE(payload.length, 5);
+  async append(m: SpooledMessage, body: Buffer | null): Promise<void> {
+    const t = await this.transaction(m.xid);
+    if (m.subxid !== m.xid && !t.subxacts.has(m.subxid)) t.subxacts.set(m.subxid, t.bytes);
+    const frame = encodeFrame(m, body);
     try {
       // at an explicit position: after a truncate the descriptor's own offset would leave a hole
-      await t.fh.writev([head, payload], t.bytes);
+      await t.fh.write(frame, 0, frame.length, t.bytes);
     } catch (e) {
       throw spoolError(e, t.file);
     }
-    t.bytes += HEAD_BYTES + payload.length;
+    t.bytes += frame.length;
   }
 
   /**
@@ -107,45 +99,29 @@ export class TransactionSpool {
       throw spoolError(e, t.file);
     }
     t.bytes = at;
-    t.lastSubxid = xid;
   }
 
-  /** The records of transaction `xid` in order (none if nothing was spooled); its file goes afterwards. */
-  async *replay(xid: number): AsyncGenerator<SpoolRecord> {
+  /** The frames of transaction `xid` in order (none if nothing was spooled); its file goes afterwards. */
+  async *replay(xid: number): AsyncGenerator<Frame<SpooledMessage>> {
     const t = this.open.get(xid);
     if (!t) return;
     try {
-      let buf = Buffer.allocUnsafe(READ_BYTES);
-      let have = 0;
-      let at = 0;
-      let pos = 0;
-      while (at < t.bytes || have > 0) {
-        if (have < HEAD_BYTES || have < HEAD_BYTES + buf.readUInt32BE(pos + 5)) {
-          // compact, grow when one record is bigger than the buffer, then read more
-          const need = have >= HEAD_BYTES ? HEAD_BYTES + buf.readUInt32BE(pos + 5) : HEAD_BYTES;
-          if (at >= t.bytes) throw corrupt(t.file, 'it ends inside a record');
-          const next = need > buf.length ? Buffer.allocUnsafe(need + READ_BYTES) : buf;
-          buf.copy(next, 0, pos, pos + have);
-          buf = next;
-          pos = 0;
-          const { bytesRead } = await t.fh.read(buf, have, buf.length - have, at);
-          if (bytesRead === 0) throw corrupt(t.file, 'it is shorter than what was written');
-          at += bytesRead;
-          have += bytesRead;
-          continue;
+      const decoder = new FrameDecoder(ANY_FRAME_BYTES);
+      let read = 0;
+      if (t.bytes > 0) {
+        const chunks = t.fh.createReadStream({
+          start: 0,
+          end: t.bytes - 1,
+          highWaterMark: READ_BYTES,
+          autoClose: false,
+        });
+        for await (const chunk of chunks) {
+          read += (chunk as Buffer).length;
+          for (const f of decoder.push(chunk as Buffer)) yield f as Frame<SpooledMessage>;
         }
-        const kind = buf[pos];
-        const count = buf.readUInt32BE(pos + 1);
-        const len = buf.readUInt32BE(pos + 5);
-        // a copy: the read buffer is reused for what follows
-        const payload = Buffer.from(buf.subarray(pos + HEAD_BYTES, pos + HEAD_BYTES + len));
-        pos += HEAD_BYTES + len;
-        have -= HEAD_BYTES + len;
-        if (kind === KIND_CHANGES) yield { kind: 'changes', count, body: payload };
-        else if (kind === KIND_RELATION)
-          yield { kind: 'relation', relation: JSON.parse(payload.toString('utf8')) as RelationInfo };
-        else throw corrupt(t.file, `unknown record kind ${kind}`);
       }
+      if (read < t.bytes) throw corrupt(t.file, 'it is shorter than what was written');
+      if (decoder.bufferedBytes > 0) throw corrupt(t.file, 'it ends inside a frame');
     } finally {
       await this.discard(xid);
     }
@@ -177,7 +153,7 @@ export class TransactionSpool {
     } catch (e) {
       throw spoolError(e, file);
     }
-    const t: OpenTransaction = { file, fh, bytes: 0, subxacts: new Map(), lastSubxid: xid };
+    const t: OpenTransaction = { file, fh, bytes: 0, subxacts: new Map() };
     this.open.set(xid, t);
     return t;
   }
