@@ -19,6 +19,7 @@ import type { Client, ClientConfig } from 'pg';
 import { PgferryError } from '../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
 import { STREAMED_TRANSACTIONS_VERSION } from '../shared/protocol/messages';
+import { quoteIdent, quoteLiteral } from '../shared/sql-ident';
 import { PgoutputDecoder, type StreamEvent } from './pgoutput-decoder';
 
 export type { ChangeEvent, StreamEvent } from './pgoutput-decoder';
@@ -110,13 +111,12 @@ export class PgoutputChangesPlugin {
   }
 
   start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {
-    const publication = this.options.publication.replace(/'/g, "''");
     const protocol = this.options.streamInProgress
       ? `proto_version '2', streaming 'on'`
       : `proto_version '1'`;
     return client.query(
-      `START_REPLICATION SLOT "${slotName.replace(/"/g, '""')}" LOGICAL ${lastLsn} ` +
-        `(${protocol}, publication_names '${publication}', messages 'false')`,
+      `START_REPLICATION SLOT ${quoteIdent(slotName)} LOGICAL ${lastLsn} ` +
+        `(${protocol}, publication_names ${quoteLiteral(this.options.publication)}, messages 'false')`,
     );
   }
 

@@ -20,6 +20,7 @@ import type { AgentConn } from './link';
 import { connectPrimary, dropSlot, primaryClientConfig, readSequences } from './primary';
 import { closeQuietly } from '../shared/pg-close';
 import { CopyOut } from '../shared/pg-copy-out';
+import { quoteIdent } from '../shared/sql-ident';
 import { copyJobSql, planCopy, type TableInfo } from './copy-plan';
 
 const run = promisify(execFile);
@@ -143,7 +144,7 @@ export async function runInitialCopy(
     await dropSlot(admin, o.slot);
     await repl.connect();
     const created = await repl.query(
-      `CREATE_REPLICATION_SLOT "${o.slot}" LOGICAL pgoutput (SNAPSHOT 'export')`,
+      `CREATE_REPLICATION_SLOT ${quoteIdent(o.slot)} LOGICAL pgoutput (SNAPSHOT 'export')`,
     );
     const { consistent_point: consistentLsn, snapshot_name: snapshot } = created.rows[0] as {
       consistent_point: string;

@@ -7,14 +7,9 @@
  */
 import type { RelationInfo, Value } from '../../shared/protocol/messages';
 import type { NamedStatement } from './pipeline-batch';
-import { qualifiedName, quoteIdent } from '../../shared/sql-ident';
+import { qualifiedName, quoteIdent, quoteLiteral } from '../../shared/sql-ident';
 
-export { qualifiedName, quoteIdent };
-
-export function quoteLiteral(v: Value): string {
-  if (v === null) return 'NULL';
-  return `'${v.replace(/'/g, "''")}'`;
-}
+export { qualifiedName, quoteIdent, quoteLiteral };
 
 let relationSerial = 0;
 
