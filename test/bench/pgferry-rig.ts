@@ -27,36 +27,34 @@ const CLI = path.resolve(__dirname, '../../shared/cli/main.js');
 const DEPLOY = path.resolve(__dirname, '../../../deploy');
 
 /**
- * The environment the shipped systemd unit gives `role` (its `Environment=` lines: NODE_OPTIONS, malloc
- * settings), so the benchmark measures memory and speed as production runs them.
+ * What the shipped systemd unit of `role` sets for its process: the environment (its `Environment=` lines:
+ * NODE_OPTIONS, malloc settings) and the CPU priority (`Nice=`, 0 when unset), so the benchmark measures
+ * memory and speed as production runs them.
  */
-export function unitEnvironment(role: Role): Record<string, string> {
+export function unitSettings(role: Role): { env: Record<string, string>; nice: number } {
   const unit = fs.readFileSync(path.join(DEPLOY, 'systemd', `pgferry-${role}.service`), 'utf8');
   const env: Record<string, string> = {};
-  for (const line of unit.split('\n')) {
-    const m = /^Environment=(?:"([^"]*)"|(\S+))\s*$/.exec(line.trim());
+  let nice = 0;
+  for (const raw of unit.split('\n')) {
+    const line = raw.trim();
+    const n = /^Nice=(-?\d+)$/.exec(line);
+    if (n) nice = Number(n[1]);
+    const m = /^Environment=(?:"([^"]*)"|(\S+))\s*$/.exec(line);
     const assignment = m?.[1] ?? m?.[2];
     const eq = assignment?.indexOf('=') ?? -1;
     if (assignment && eq > 0) env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
   }
-  return env;
-}
-
-/** The CPU priority (`Nice=`) the shipped systemd unit gives `role`, 0 when it sets none. */
-export function unitNice(role: Role): number {
-  const unit = fs.readFileSync(path.join(DEPLOY, 'systemd', `pgferry-${role}.service`), 'utf8');
-  const m = /^Nice=(-?\d+)\s*$/m.exec(unit);
-  return m ? Number(m[1]) : 0;
+  return { env, nice };
 }
 
 function spawnCli(args: string[], nodeFlags: string[]): Proc {
   const role = args[0] as Role;
+  const unit = unitSettings(role);
   const child = spawn(process.execPath, [...nodeFlags, CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...unitEnvironment(role) },
+    env: { ...process.env, ...unit.env },
   });
-  const nice = unitNice(role);
-  if (nice !== 0 && child.pid) os.setPriority(child.pid, nice);
+  if (unit.nice !== 0 && child.pid) os.setPriority(child.pid, unit.nice);
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
