@@ -11,7 +11,7 @@ import type { Logger } from '../shared/log';
 import { formatLsn, parseLsn } from '../shared/lsn';
 import { ChangeBatchEncoder } from '../shared/protocol/change-codec';
 import type { AgentLinkStatus } from '../shared/status/report';
-import type { AgentMessage, SchemaReport } from '../shared/protocol/messages';
+import { type AgentMessage, commitTimeMs, type SchemaReport } from '../shared/protocol/messages';
 import { type ChangeEvent, ChangeStream, type StreamEvent, streamsInProgress } from './change-stream';
 import { type DdlMode, installDdlCapture, schemaHash } from './ddl-capture';
 import { closeQuietly } from '../shared/pg-close';
@@ -276,11 +276,15 @@ export class Agent {
       this.cfg.source.slot,
       this.cfg.source.publication,
       streamInProgress,
+      this.cfg.maxBatchDelayMs,
     );
     this.stream = stream;
     // changes are encoded as they arrive: the batch's exact size is known, and no Change outlives its message
     const batch = new ChangeBatchEncoder();
     let batchStartedAt = 0;
+    /** the primary's commit time (ms) of the first transaction in the batch, null before its commit */
+    let batchCommittedAt: number | null = null;
+    let batchesSent = 0;
     let inTxn = false;
     /** the in-progress transaction whose stream block is being read (null: committed transactions) */
     let streamXid: number | null = null;
@@ -300,7 +304,9 @@ export class Agent {
         clearTimeout(holdTimer);
         holdTimer = null;
       }
+      batchCommittedAt = null;
       if (batch.count === 0) return undefined;
+      batchesSent++;
       const count = batch.count;
       if (batchXid === null) return conn.send({ tag: 'changes', count }, batch.take());
       return conn.send({ tag: 'streamChanges', xid: batchXid, subxid: batchSubxid, count }, batch.take());
@@ -365,15 +371,27 @@ export class Agent {
         else if (c.k === 'C') {
           inTxn = false;
           lastForwarded = c.endLsn;
-          // at a commit: send once the batch is holdMs old; if nothing else comes meanwhile, a timer sends
-          // it then (unless a transaction has begun in the batch: its own commit sends it)
-          const waited = Date.now() - batchStartedAt;
-          if (waited >= holdMs) return flush();
-          if (!more && !holdTimer)
+          // at a commit: send once the batch has been held holdMs; if nothing else comes meanwhile, a timer
+          // sends it then (unless a transaction has begun in the batch: its own commit sends it)
+          const now = Date.now();
+          if (batchCommittedAt === null) batchCommittedAt = commitTimeMs(c.commitTime);
+          if (now - batchStartedAt >= holdMs) return flush();
+          if (!more && !holdTimer) {
+            // everything read so far is handled: the hold counts from the primary's commit of the batch's
+            // first transaction, which may have waited in the socket while reads were paused (never
+            // longer than holdMs, whatever the clocks say)
+            const held = Math.max(now - batchCommittedAt, 0);
+            if (held >= holdMs) return flush();
             holdTimer = setTimeout(() => {
               holdTimer = null;
-              if (!inTxn) void flush()?.catch(() => undefined);
-            }, holdMs - waited);
+              // transactions committed meanwhile may wait in the paused socket: read them first, then send
+              const held = batchesSent;
+              stream.wakeReader();
+              setImmediate(() => {
+                if (!inTxn && batchesSent === held) void flush()?.catch(() => undefined);
+              });
+            }, holdMs - held);
+          }
         }
         if (batch.count >= BATCH_ITEMS || batch.byteLength >= BATCH_BYTES) return flush();
         return undefined;

@@ -14,6 +14,7 @@
  * (pgoutput-decoder.ts) straight into `Change`s: values stay PostgreSQL's exact text, unchanged TOAST
  * columns are reported by index.
  */
+import type { Socket } from 'node:net';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Client, ClientConfig } from 'pg';
 import { PgferryError } from '../shared/errors';
@@ -21,6 +22,7 @@ import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
 import { STREAMED_TRANSACTIONS_VERSION } from '../shared/protocol/messages';
 import { quoteIdent, quoteLiteral } from '../shared/sql-ident';
 import { PgoutputDecoder, type StreamEvent } from './pgoutput-decoder';
+import { paceReads, type ReadPacer } from './read-pacer';
 
 export type { ChangeEvent, StreamEvent } from './pgoutput-decoder';
 
@@ -101,8 +103,14 @@ type Parsed = StreamEvent | null | Error;
 export class PgoutputChangesPlugin {
   readonly options: { publication: string; streamInProgress: boolean };
   private readonly decoder = new PgoutputDecoder();
+  private pacer: ReadPacer | null = null;
 
-  constructor(publication: string, streamInProgress: boolean) {
+  constructor(
+    publication: string,
+    streamInProgress: boolean,
+    /** see read-pacer.ts; 0 reads as soon as anything arrives */
+    private readonly readPauseMs = 0,
+  ) {
     this.options = { publication, streamInProgress };
   }
 
@@ -114,10 +122,23 @@ export class PgoutputChangesPlugin {
     const protocol = this.options.streamInProgress
       ? `proto_version '2', streaming 'on'`
       : `proto_version '1'`;
+    const socket = (client as unknown as { connection?: { stream?: Socket } }).connection?.stream;
+    if (socket) this.pacer = paceReads(socket, this.readPauseMs);
     return client.query(
       `START_REPLICATION SLOT ${quoteIdent(slotName)} LOGICAL ${lastLsn} ` +
         `(${protocol}, publication_names ${quoteLiteral(this.options.publication)}, messages 'false')`,
     );
+  }
+
+  /** Reads the connection at once if pacing paused it. */
+  wake(): void {
+    this.pacer?.wake();
+  }
+
+  /** Ends read pacing (the connection is closing). */
+  release(): void {
+    this.pacer?.release();
+    this.pacer = null;
   }
 
   parse(buf: Buffer): Parsed {
@@ -139,6 +160,7 @@ export function streamsInProgress(wanted: boolean, linkVersion: number, pgMajor:
 
 export class ChangeStream {
   private service: LogicalReplicationService | null = null;
+  private plugin: PgoutputChangesPlugin | null = null;
   private durable = '0/0';
   private timer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
@@ -149,6 +171,8 @@ export class ChangeStream {
     private readonly publication: string,
     /** stream transactions while they run (pgoutput protocol 2, PostgreSQL 14 and later) */
     private readonly streamInProgress = false,
+    /** after a read that brought little, wait this long before reading again (read-pacer.ts) */
+    private readonly readPauseMs = 0,
     private readonly statusIntervalMs = 5000,
   ) {}
 
@@ -162,7 +186,8 @@ export class ChangeStream {
     });
     this.service = service;
     const internals = service as unknown as ServiceInternals;
-    const plugin = new PgoutputChangesPlugin(this.publication, this.streamInProgress);
+    const plugin = new PgoutputChangesPlugin(this.publication, this.streamInProgress, this.readPauseMs);
+    this.plugin = plugin;
     const failed = (e: unknown) => this.fail(e instanceof Error ? e : new Error(String(e)));
 
     // not async: a promise is made only when the handler returns one (flow control awaits it)
@@ -200,6 +225,8 @@ export class ChangeStream {
     } finally {
       if (this.timer) clearInterval(this.timer);
       this.timer = null;
+      plugin.release();
+      this.plugin = null;
       // stop(), not destroy(): our error listener must outlive the connection (a late FATAL would crash)
       await service.stop().catch(() => undefined);
       this.service = null;
@@ -215,6 +242,14 @@ export class ChangeStream {
   async confirm(lsn: string): Promise<void> {
     this.durable = lsn;
     await this.service?.acknowledge(reported(lsn)).catch(() => undefined);
+  }
+
+  /**
+   * Reads the primary's connection at once if read pacing paused it: what waits in the socket is handed
+   * on (to `onEvent`) before the next turn of the event loop's checks (setImmediate).
+   */
+  wakeReader(): void {
+    this.plugin?.wake();
   }
 
   /** Asks the walsender for an immediate keepalive (its current position), without confirming anything new. */

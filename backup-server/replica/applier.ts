@@ -13,7 +13,13 @@
 import type { ClientBase } from 'pg';
 import { PgferryError } from '../../shared/errors';
 import { formatLsn, type Lsn, parseLsn } from '../../shared/lsn';
-import type { Change, RelationInfo, SequenceValue, Value } from '../../shared/protocol/messages';
+import {
+  type Change,
+  commitTimeMs,
+  type RelationInfo,
+  type SequenceValue,
+  type Value,
+} from '../../shared/protocol/messages';
 import {
   BEGIN,
   COMMIT,
@@ -375,7 +381,7 @@ export class Applier {
     this.lastTouched = null;
     this.stats.groupsCommitted++;
     if (this.groupCommitTime)
-      this.stats.lastCommitTime = new Date(Math.floor(Number(this.groupCommitTime) / 1000));
+      this.stats.lastCommitTime = new Date(Math.floor(commitTimeMs(this.groupCommitTime)));
     this.committed(end, wal);
   }
 

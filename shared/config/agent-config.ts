@@ -66,11 +66,13 @@ export const agentConfigSchema = z.object({
     .prefault({}),
   maxFrameBytes: bytes.default(64 * 1024 * 1024),
   /**
-   * How long committed transactions may wait in the agent for others to be sent with them. Every batch
-   * becomes one replica transaction with its bookkeeping on the backup server: under a steady load of
-   * small transactions a few ms save a third to a half of the backup side's CPU (benchmark, 60 s of
-   * pgbench: server 9.4-10.2 s -> 5.4 s at 3 ms, 4.2-4.5 s at 5 ms; replica 14.8-15.5 -> 10.5-11.4 /
-   * 9.0-9.6 s) for about as many ms of replication delay. 0: each commit is sent at once.
+   * How long a committed transaction may wait in the agent for others to be sent with it, counted from
+   * its commit on the primary. Every batch becomes one replica transaction with its bookkeeping on the
+   * backup server: under a steady load of small transactions a few ms save a third to a half of the
+   * backup side's CPU (benchmark, 60 s of pgbench: server 9.4-10.2 s -> 5.4 s at 3 ms, 4.2-4.5 s at
+   * 5 ms; replica 14.8-15.5 -> 10.5-11.4 / 9.0-9.6 s). The agent also reads the primary's stream at
+   * most once per this interval while only a trickle arrives (agent/read-pacer.ts): a quarter less agent
+   * CPU beside the primary. 0: each commit is read and sent at once.
    */
   maxBatchDelayMs: z.number().int().min(0).max(1000).default(3),
   /**

@@ -43,7 +43,13 @@ export type Change =
   /** delete: `old` holds the key columns (identity default/index) or the whole row (full), in column order */
   | { k: 'D'; r: number; old: Value[] }
   | { k: 'T'; rs: number[]; cascade: boolean; restartIdentity: boolean }
+  /** commit: `commitTime` is the primary's commit time in microseconds since 1970-01-01 UTC, as text */
   | { k: 'C'; endLsn: string; commitTime: string };
+
+/** A commit time (microseconds since the Unix epoch, as text) in milliseconds. */
+export function commitTimeMs(commitTime: string): number {
+  return Number(commitTime) / 1000;
+}
 
 export interface SequenceValue {
   schema: string;
