@@ -385,10 +385,11 @@ export class Agent {
             holdTimer = setTimeout(() => {
               holdTimer = null;
               // transactions committed meanwhile may wait in the paused socket: read them first, then send
-              const held = batchesSent;
+              const sentBefore = batchesSent;
               stream.wakeReader();
+              // unless what was read meanwhile sent this batch already
               setImmediate(() => {
-                if (!inTxn && batchesSent === held) void flush()?.catch(() => undefined);
+                if (!inTxn && batchesSent === sentBefore) void flush()?.catch(() => undefined);
               });
             }, holdMs - held);
           }
