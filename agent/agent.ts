@@ -13,6 +13,7 @@ import { ChangeBatchEncoder } from '../shared/protocol/change-codec';
 import type { AgentLinkStatus } from '../shared/status/report';
 import { type AgentMessage, commitTimeMs, type SchemaReport } from '../shared/protocol/messages';
 import { type ChangeEvent, ChangeStream, type StreamEvent, streamsInProgress } from './change-stream';
+import { holdDecision } from './batch-hold';
 import { type DdlMode, installDdlCapture, schemaHash } from './ddl-capture';
 import { closeQuietly } from '../shared/pg-close';
 import { runInitialCopy } from './initial-copy';
@@ -371,28 +372,28 @@ export class Agent {
         else if (c.k === 'C') {
           inTxn = false;
           lastForwarded = c.endLsn;
-          // at a commit: send once the batch has been held holdMs; if nothing else comes meanwhile, a timer
-          // sends it then (unless a transaction has begun in the batch: its own commit sends it)
-          const now = Date.now();
+          // at a commit: send now, or set a timer to send if nothing else comes (batch-hold.ts); when it
+          // fires, transactions committed meanwhile may wait in the paused socket: read them first, then
+          // send (unless a transaction has begun in the batch: its own commit sends it)
           if (batchCommittedAt === null) batchCommittedAt = commitTimeMs(c.commitTime);
-          if (now - batchStartedAt >= holdMs) return flush();
-          if (!more && !holdTimer) {
-            // everything read so far is handled: the hold counts from the primary's commit of the batch's
-            // first transaction, which may have waited in the socket while reads were paused (never
-            // longer than holdMs, whatever the clocks say)
-            const held = Math.max(now - batchCommittedAt, 0);
-            if (held >= holdMs) return flush();
+          const decision = holdDecision(holdMs, {
+            now: Date.now(),
+            startedAt: batchStartedAt,
+            firstCommitAt: batchCommittedAt,
+            more,
+            timerSet: holdTimer !== null,
+          });
+          if (decision && 'send' in decision) return flush();
+          if (decision)
             holdTimer = setTimeout(() => {
               holdTimer = null;
-              // transactions committed meanwhile may wait in the paused socket: read them first, then send
               const sentBefore = batchesSent;
               stream.wakeReader();
               // unless what was read meanwhile sent this batch already
               setImmediate(() => {
                 if (!inTxn && batchesSent === sentBefore) void flush()?.catch(() => undefined);
               });
-            }, holdMs - held);
-          }
+            }, decision.waitMs);
         }
         if (batch.count >= BATCH_ITEMS || batch.byteLength >= BATCH_BYTES) return flush();
         return undefined;
