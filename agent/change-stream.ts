@@ -13,6 +13,7 @@
  * is paused while handled messages wait); the messages themselves are decoded by our own plugin
  * (pgoutput-decoder.ts) straight into `Change`s: values stay PostgreSQL's exact text, unchanged TOAST
  * columns are reported by index.
+ * While only a trickle arrives, the connection is read at most once per `readPauseMs` (read-pacer.ts).
  */
 import type { Socket } from 'node:net';
 import { LogicalReplicationService } from 'pg-logical-replication';
