@@ -276,8 +276,7 @@ export class Agent {
       primaryClientConfig(this.cfg.source.url, 'pgferry-agent-stream'),
       this.cfg.source.slot,
       this.cfg.source.publication,
-      streamInProgress,
-      this.cfg.maxBatchDelayMs,
+      { streamInProgress, readPauseMs: this.cfg.maxBatchDelayMs },
     );
     this.stream = stream;
     // changes are encoded as they arrive: the batch's exact size is known, and no Change outlives its message

@@ -159,6 +159,15 @@ export function streamsInProgress(wanted: boolean, linkVersion: number, pgMajor:
   return wanted && linkVersion >= STREAMED_TRANSACTIONS_VERSION && pgMajor >= 14;
 }
 
+export interface ChangeStreamOptions {
+  /** stream transactions while they run (pgoutput protocol 2, PostgreSQL 14 and later); default off */
+  streamInProgress?: boolean;
+  /** after a read that brought little, wait this long before reading again (read-pacer.ts); default 0 */
+  readPauseMs?: number;
+  /** how often the durable position is re-sent to the walsender; default 5 s */
+  statusIntervalMs?: number;
+}
+
 export class ChangeStream {
   private service: LogicalReplicationService | null = null;
   private plugin: PgoutputChangesPlugin | null = null;
@@ -170,11 +179,7 @@ export class ChangeStream {
     private readonly clientConfig: ClientConfig,
     private readonly slot: string,
     private readonly publication: string,
-    /** stream transactions while they run (pgoutput protocol 2, PostgreSQL 14 and later) */
-    private readonly streamInProgress = false,
-    /** after a read that brought little, wait this long before reading again (read-pacer.ts) */
-    private readonly readPauseMs = 0,
-    private readonly statusIntervalMs = 5000,
+    private readonly opts: ChangeStreamOptions = {},
   ) {}
 
   /** Streams from `startLsn` until `stop()` or an error; rejects with the error. */
@@ -187,7 +192,11 @@ export class ChangeStream {
     });
     this.service = service;
     const internals = service as unknown as ServiceInternals;
-    const plugin = new PgoutputChangesPlugin(this.publication, this.streamInProgress, this.readPauseMs);
+    const plugin = new PgoutputChangesPlugin(
+      this.publication,
+      this.opts.streamInProgress ?? false,
+      this.opts.readPauseMs ?? 0,
+    );
     this.plugin = plugin;
     const failed = (e: unknown) => this.fail(e instanceof Error ? e : new Error(String(e)));
 
@@ -217,7 +226,7 @@ export class ChangeStream {
     });
     this.timer = setInterval(
       () => void service.acknowledge(reported(this.durable)).catch(() => undefined),
-      this.statusIntervalMs,
+      this.opts.statusIntervalMs ?? 5000,
     );
     try {
       await service.subscribe(plugin, this.slot, startLsn);
