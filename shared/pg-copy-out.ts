@@ -19,6 +19,9 @@ const SKIPPED = new Set([
   0x41, // 'A' NotificationResponse
 ]);
 
+/** enough for the buffers in flight between a reader and its consumer */
+const MAX_SPARE_BUFFERS = 4;
+
 type DataListener = (chunk: Buffer) => void;
 
 export class CopyOut extends Readable implements Submittable {
@@ -38,6 +41,8 @@ export class CopyOut extends Readable implements Submittable {
   private remaining = 0;
   private inMessage = false;
   private readonly onReadable = () => this.forward();
+  /** full-size buffers the consumer gave back (see recycle), reused before allocating */
+  private readonly spare: Buffer[] = [];
 
   /**
    * Each buffer pushed holds up to `chunkBytes` of COPY data after `reserveBytes` bytes left free for the
@@ -55,7 +60,18 @@ export class CopyOut extends Readable implements Submittable {
 
   private allocate(): Buffer {
     this.outLength = this.reserveBytes;
-    return Buffer.allocUnsafe(this.reserveBytes + this.chunkBytes);
+    return this.spare.pop() ?? Buffer.allocUnsafe(this.reserveBytes + this.chunkBytes);
+  }
+
+  /**
+   * Gives back a buffer this stream pushed, once nothing reads it any more, to be filled again. A copy of
+   * hundreds of megabytes then reuses a few buffers instead of allocating one per chunk: every allocation
+   * counts as V8 external memory and brings the next full garbage collection closer. Buffers of another
+   * size (the last, partial one) are left to the garbage collector.
+   */
+  recycle(buf: Buffer): void {
+    if (buf.length === this.reserveBytes + this.chunkBytes && this.spare.length < MAX_SPARE_BUFFERS)
+      this.spare.push(buf);
   }
 
   submit(connection: Connection): void {

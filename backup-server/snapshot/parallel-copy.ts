@@ -17,8 +17,8 @@ import {
 import type { TablePlan } from './table-plan';
 
 export interface ParallelCopyOptions {
-  /** connections inside the snapshot, one worker each */
-  clients: ClientBase[];
+  /** connections inside the snapshot, one worker each; a worker starts once its connection is ready */
+  clients: (ClientBase | Promise<ClientBase>)[];
   plans: TablePlan[];
   /** the partial snapshot folder */
   dir: string;
@@ -59,8 +59,9 @@ const partFile = (file: string, part: number) => (part === 0 ? file : `${file}.p
 export async function copyTables(opts: ParallelCopyOptions): Promise<ManifestTable[]> {
   const queue = jobsFor(opts);
   const parts = new Map<TablePlan, CopiedPart[]>();
-  const worker = async (client: ClientBase) => {
+  const worker = async (ready: ClientBase | Promise<ClientBase>) => {
     try {
+      const client = await ready;
       for (let job = queue.shift(); job; job = queue.shift()) {
         if (opts.delayMs) await sleep(opts.delayMs);
         const file = path.join(opts.dir, partFile(job.plan.file, job.part));

@@ -244,8 +244,36 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
     const { linked, toWrite } = await linkUnchanged(plans, opts.previous, partial, opts.logger);
     phase('link');
 
-    const pgDump = await findPgTool('pg_dump', pgMajor, opts.pgBinDir);
-    const fingerprint = await schemaFingerprint(main, `${PGFERRY_VERSION}\n${pgDump}`);
+    // The copy starts at once on the other connections (each joins the exported snapshot as soon as it
+    // is connected); this one first reads the schema fingerprint, then takes tables too.
+    const workers = Math.max(1, Math.min(opts.parallelCopies, toWrite.length));
+    const joinSnapshot = async () => {
+      const c = await connect(opts);
+      clients.push(c);
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName}'`);
+      return c;
+    };
+    const helpers = Array.from({ length: workers - 1 }, joinSnapshot);
+    let pgDump = '';
+    let fingerprint = '';
+    const mainReady = (async () => {
+      pgDump = await findPgTool('pg_dump', pgMajor, opts.pgBinDir);
+      fingerprint = await schemaFingerprint(main, `${PGFERRY_VERSION}\n${pgDump}`);
+      return main;
+    })();
+    const copyJob = copyTables({
+      clients: [mainReady, ...helpers],
+      plans: toWrite,
+      dir: partial,
+      compressionLevel: opts.compressionLevel,
+      canSplit: pgMajor >= 14,
+      splitTableMinBytes: opts.splitTableMinBytes,
+      blockBytes,
+      delayMs: opts.tableCopyDelayMs,
+    });
+    jobs.push(copyJob.catch(() => undefined));
+    await mainReady;
     const linkedSchema = await linkSchema(baseProblem ? null : opts.previous, fingerprint, partial);
     const schemaJob = linkedSchema
       ? Promise.resolve(linkedSchema)
@@ -265,25 +293,6 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
           };
         });
     jobs.push(schemaJob.catch(() => undefined));
-
-    const workers = Math.max(1, Math.min(opts.parallelCopies, toWrite.length));
-    for (let i = 1; i < workers; i++) {
-      const c = await connect(opts);
-      clients.push(c);
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName}'`);
-    }
-    const copyJob = copyTables({
-      clients: clients.slice(0, workers),
-      plans: toWrite,
-      dir: partial,
-      compressionLevel: opts.compressionLevel,
-      canSplit: pgMajor >= 14,
-      splitTableMinBytes: opts.splitTableMinBytes,
-      blockBytes,
-      delayMs: opts.tableCopyDelayMs,
-    });
-    jobs.push(copyJob.catch(() => undefined));
     const [schemaResult, copyResult] = await Promise.allSettled([schemaJob, copyJob]);
     if (copyResult.status === 'rejected') throw copyResult.reason;
     if (schemaResult.status === 'rejected') throw schemaResult.reason;

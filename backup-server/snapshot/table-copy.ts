@@ -55,6 +55,21 @@ const GZIP_CHUNK_BYTES = 256 * 1024;
 /** COPY rows are packed into buffers of this size before gzip sees them (one threadpool job per buffer) */
 const COPY_CHUNK_BYTES = 256 * 1024;
 
+/**
+ * Calls `done` with each chunk `t` was given once `t` has finished with it: a Transform calls its
+ * `_transform` callback only after it has consumed the chunk (zlib: after the compression job that reads
+ * it returned). A chunk it never finishes (destroyed mid-way) is never passed to `done`.
+ */
+function afterEachChunk<T extends Transform>(t: T, done: (chunk: Buffer) => void): T {
+  const transform = t._transform.bind(t);
+  t._transform = (chunk: Buffer, encoding, callback) =>
+    transform(chunk, encoding, (error, data) => {
+      if (!error) done(chunk);
+      callback(error, data);
+    });
+  return t;
+}
+
 /** Runs `copySql` into a new gzip file `file` (which must not exist); the caller fsyncs it. */
 export async function copyToFile(
   client: ClientBase,
@@ -65,9 +80,10 @@ export async function copyToFile(
   const source = client.query(new CopyOut(copySql, COPY_CHUNK_BYTES));
   const counter = new HashCounter();
   const out = fs.createWriteStream(file, { flags: 'wx', highWaterMark: WRITE_BUFFER_BYTES });
+  const gzip = zlib.createGzip({ level: opts.compressionLevel, chunkSize: GZIP_CHUNK_BYTES });
   await pipeline(
     source,
-    zlib.createGzip({ level: opts.compressionLevel, chunkSize: GZIP_CHUNK_BYTES }),
+    afterEachChunk(gzip, (chunk) => source.recycle(chunk)),
     counter,
     out,
   );

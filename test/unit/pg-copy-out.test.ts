@@ -101,6 +101,60 @@ describe('COPY TO reader', () => {
     expect(Buffer.concat(out.map((b) => b.subarray(8)))).toEqual(Buffer.concat(rows));
   });
 
+  it('refills the buffers its consumer gives back instead of allocating new ones', async () => {
+    const many = Array.from({ length: 40 }, (_, i) => Buffer.from(`row ${i} ${'x'.repeat(i % 7)}`));
+    const bytes = Buffer.concat([copyOutResponse, ...many.map((r) => msg('d', r)), msg('c'), tail]);
+    const copy = new CopyOut('COPY t TO STDOUT', 32);
+    const fake = fakeConnection(copy, tail.length);
+    copy.submit(fake.connection);
+    const seen = new Set<Buffer>();
+    let pushed = 0;
+    const data: Buffer[] = [];
+    const done = (async () => {
+      for await (const chunk of copy) {
+        const b = chunk as Buffer;
+        pushed++;
+        seen.add(b);
+        data.push(Buffer.from(b)); // the consumer's own copy: the buffer is refilled once given back
+        copy.recycle(b);
+      }
+    })();
+    // as from a socket: a few rows per read, the consumer keeping up
+    for (let at = 0; at < bytes.length; at += 24) {
+      fake.socket.write(Buffer.from(bytes.subarray(at, at + 24))); // packed in place: a copy
+      await new Promise((r) => setImmediate(r));
+    }
+    await done;
+    expect(Buffer.concat(data)).toEqual(Buffer.concat(many));
+    expect(pushed).toBeGreaterThan(10);
+    // the same few buffers go round (the last, partial one is never kept)
+    expect(seen.size).toBeLessThanOrEqual(3);
+
+    // without giving them back, every buffer is a new one
+    const again = new CopyOut('COPY t TO STDOUT', 32);
+    const fake2 = fakeConnection(again, tail.length);
+    again.submit(fake2.connection);
+    const fresh = new Set<Buffer>();
+    const done2 = (async () => {
+      for await (const chunk of again) fresh.add(chunk as Buffer);
+    })();
+    for (let at = 0; at < bytes.length; at += 24) {
+      fake2.socket.write(Buffer.from(bytes.subarray(at, at + 24)));
+      await new Promise((r) => setImmediate(r));
+    }
+    await done2;
+    expect(fresh.size).toBe(pushed);
+  });
+
+  it('keeps at most a few spare buffers, and none of another size', () => {
+    const copy = new CopyOut('COPY t TO STDOUT', 16, 4);
+    const spare = (copy as unknown as { spare: Buffer[] }).spare;
+    copy.recycle(Buffer.alloc(16)); // not one of its own size (16 + 4 reserved)
+    expect(spare).toHaveLength(0);
+    for (let i = 0; i < 10; i++) copy.recycle(Buffer.alloc(20));
+    expect(spare.length).toBe(4);
+  });
+
   it('gives an ErrorResponse to pg whole, even when its header arrives split, and fails the stream', async () => {
     const error = Buffer.concat([msg('E', 'SERROR\0C57014\0Mcanceled\0'), msg('Z', Buffer.from('I'))]);
     const bytes = Buffer.concat([copyOutResponse, msg('d', rows[0]), error]);
