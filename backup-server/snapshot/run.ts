@@ -5,6 +5,7 @@
  * and failed ones included. The caller serialises runs (see SnapshotService).
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type { ServerConfig, SourceSettings } from '../../shared/config/server-config';
 import { describeError, isPgferryError, PgferryError } from '../../shared/errors';
 import type { Logger } from '../../shared/log';
@@ -13,6 +14,7 @@ import { latestSnapshot, removeLeftovers, type SnapshotInfo } from './catalog';
 import type { DiskProbe } from './disk-probe';
 import { describeHook, hookSucceeded, runHook } from './hook-runner';
 import { describeWindow, isInsideWindow } from './maintenance-window';
+import { splitTableMinBytes } from './parallel-copy';
 import { freeSpaceShortfall, type RetentionPolicy } from './retention-planner';
 import { rotate } from './retention';
 import type { RunHistory, RunRecord } from './run-history';
@@ -168,7 +170,7 @@ async function snapshotSteps(ctx: RunContext, src: SourceSettings, rec: RunRecor
     dir: s.dir,
     compressionLevel: s.compressionLevel,
     parallelCopies: s.parallelCopies,
-    splitTableMinBytes: s.splitTableMinBytes,
+    splitTableMinBytes: splitTableMinBytes(s.splitTableMinBytes, os.availableParallelism()),
     pgBinDir: s.pgBinDir,
     previous,
     refreshSequences: refresh ? () => refresh(src.name) : undefined,

@@ -34,7 +34,7 @@ export interface SnapshotWriterOptions {
   dir: string;
   compressionLevel: number;
   parallelCopies: number;
-  /** see snapshots.splitTableMinBytes */
+  /** tables at least this big may be split (see splitTableMinBytes in parallel-copy.ts); Infinity: never */
   splitTableMinBytes: number;
   pgBinDir?: string;
   /** the newest complete snapshot of this source, the base for hard links */

@@ -76,8 +76,11 @@ export const serverConfigSchema = z.object({
       historySize: z.number().int().min(1).default(40),
       /** table copies running at once, each on its own connection importing the same exported snapshot */
       parallelCopies: z.number().int().min(1).max(16).default(2),
-      /** a table at least this big that would outlast the others is copied in page ranges on all connections */
-      splitTableMinBytes: bytes.default(32 * 1024 * 1024),
+      /**
+       * a table at least this big that would outlast the others is copied in page ranges on all connections;
+       * unset: 32 MiB on a machine of 4 or more cores, never on fewer (see snapshot/parallel-copy.ts)
+       */
+      splitTableMinBytes: bytes.optional(),
       /** how long to wait for the agent's fresh sequence values before using the latest known ones */
       sequenceRefreshTimeoutSeconds: z.number().positive().default(10),
       /** when the daily age-retention pass runs (cron, in `timezone`) */

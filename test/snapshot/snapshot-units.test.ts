@@ -1,5 +1,6 @@
 /** Pure pieces of the snapshot code: maintenance window, data file names, link decisions, sequence merge. */
 import { isInsideWindow } from '../../backup-server/snapshot/maintenance-window';
+import { splitTableMinBytes } from '../../backup-server/snapshot/parallel-copy';
 import { furtherPosition, type ReplicaTable } from '../../backup-server/snapshot/replica-contents';
 import { copyStatement, pageRanges } from '../../backup-server/snapshot/table-copy';
 import { fileNamePart, linkBaseProblem, planTables } from '../../backup-server/snapshot/table-plan';
@@ -155,5 +156,20 @@ describe('page ranges for a table split over several connections', () => {
     expect(copyStatement(t, { fromPage: 0, toPage: 5 })).toContain(
       `WHERE ctid >= '(0,0)'::tid AND ctid < '(5,0)'::tid`,
     );
+  });
+});
+
+describe('when a big table is split over the copy connections', () => {
+  it('follows the config when it is set, whatever the cores', () => {
+    expect(splitTableMinBytes(0, 1)).toBe(0);
+    expect(splitTableMinBytes(1024, 2)).toBe(1024);
+    expect(splitTableMinBytes(1024, 64)).toBe(1024);
+  });
+
+  it('unset, splits tables of 32 MiB and more on 4 cores or more, and never on fewer', () => {
+    expect(splitTableMinBytes(undefined, 4)).toBe(32 * 1024 * 1024);
+    expect(splitTableMinBytes(undefined, 16)).toBe(32 * 1024 * 1024);
+    expect(splitTableMinBytes(undefined, 3)).toBe(Number.POSITIVE_INFINITY);
+    expect(splitTableMinBytes(undefined, 2)).toBe(Number.POSITIVE_INFINITY);
   });
 });
