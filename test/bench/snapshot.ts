@@ -173,7 +173,7 @@ export async function benchSnapshot(opts: {
         target: 1,
         higherIsBetter: false,
         runs,
-        notes: `${tables} tables; pgferry ${formatBytes(snapshotBytes)} (gzip 1, 2 COPY streams, fsync, verified), pg_dump ${formatBytes(dumpBytes)}`,
+        notes: `${tables} tables; pgferry ${formatBytes(snapshotBytes)} (gzip 1, 2 copy connections, tables split on 4+ cores only, fsync, verified), pg_dump ${formatBytes(dumpBytes)}`,
       }),
       makeRow({
         name: `incremental snapshot, 1 of ${tables} tables changed`,
