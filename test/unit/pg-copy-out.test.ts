@@ -146,11 +146,15 @@ describe('COPY TO reader', () => {
     expect(fresh.size).toBe(pushed);
   });
 
-  it('keeps at most a few spare buffers, and none of another size', () => {
+  it('keeps at most a few spare buffers, none of another size, and none twice', () => {
     const copy = new CopyOut('COPY t TO STDOUT', 16, 4);
     const spare = (copy as unknown as { spare: Buffer[] }).spare;
     copy.recycle(Buffer.alloc(16)); // not one of its own size (16 + 4 reserved)
     expect(spare).toHaveLength(0);
+    const twice = Buffer.alloc(20);
+    copy.recycle(twice);
+    copy.recycle(twice); // would hand the same memory to two chunks
+    expect(spare).toEqual([twice]);
     for (let i = 0; i < 10; i++) copy.recycle(Buffer.alloc(20));
     expect(spare.length).toBe(4);
   });
