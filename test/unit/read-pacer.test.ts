@@ -3,27 +3,81 @@
  * little, the socket is not read for a while, so what arrives meanwhile comes in one read; a turn that read
  * a full 64 KiB never pauses; Node's own back-pressure keeps the last word.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { FULL_TURN_BYTES, paceReads } from '../../agent/read-pacer';
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** A throwaway self-signed key and certificate (PEM) for a loopback TLS server. */
+function selfSigned(): { key: string; cert: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgferry-pacer-tls-'));
+  try {
+    const key = path.join(dir, 'key.pem');
+    const cert = path.join(dir, 'cert.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=localhost',
+        '-days',
+        '1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
+    return { key: fs.readFileSync(key, 'utf8'), cert: fs.readFileSync(cert, 'utf8') };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
- * What a socket receives, read by read, from another process that writes `letters` one at a time with
- * `gapMs` between them (another process, so each write reaches us as its own read unless we wait).
+ * What a socket receives, turn by turn of the event loop, from another process that writes `letters` one
+ * at a time with `gapMs` between them (another process, so each write reaches us in a turn of its own
+ * unless we wait). With `tlsOptions`, the connection is TLS (as to a primary with `sslmode=require`): the
+ * pacer then works on the TLS socket's handle. Each letter is a TLS record of its own, and a TLS socket
+ * emits one 'data' per record even when one read brought several, so what counts is the turns.
  */
-async function receive(pauseMs: number, letters: string, gapMs: number): Promise<string[]> {
-  const server = net.createServer();
+async function receive(
+  pauseMs: number,
+  letters: string,
+  gapMs: number,
+  tlsOptions?: { key: string; cert: string },
+): Promise<string[]> {
+  const server = tlsOptions ? tls.createServer(tlsOptions) : net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const reads: string[] = [];
+  let turnOpen = false;
   const done = new Promise<void>((resolve, reject) => {
-    server.once('connection', (socket) => {
+    server.once(tlsOptions ? 'secureConnection' : 'connection', (socket: net.Socket) => {
       const pacer = paceReads(socket, pauseMs);
-      socket.on('data', (b: Buffer) => reads.push(b.toString()));
+      socket.on('data', (b: Buffer) => {
+        if (turnOpen) {
+          reads[reads.length - 1] += b.toString();
+          return;
+        }
+        reads.push(b.toString());
+        turnOpen = true;
+        setImmediate(() => {
+          turnOpen = false;
+        });
+      });
       socket.once('error', reject);
       socket.once('end', () => {
         pacer.release();
@@ -32,11 +86,14 @@ async function receive(pauseMs: number, letters: string, gapMs: number): Promise
       });
     });
   });
+  const connect = tlsOptions
+    ? `require('node:tls').connect({ port: ${port}, host: '127.0.0.1', rejectUnauthorized: false }`
+    : `require('node:net').connect(${port}, '127.0.0.1'`;
   const sender = spawn(
     process.execPath,
     [
       '-e',
-      `const s = require('node:net').connect(${port}, '127.0.0.1', async () => {
+      `const s = ${connect}, async () => {
          for (const c of ${JSON.stringify(letters)}) {
            s.write(c);
            await new Promise((r) => setTimeout(r, ${gapMs}));
@@ -56,13 +113,23 @@ async function receive(pauseMs: number, letters: string, gapMs: number): Promise
 }
 
 describe('read pacing', () => {
-  it('gathers what arrives during the pause into one read', async () => {
-    // five letters 30 ms apart: without pacing, reads of one letter each
+  it('gathers what arrives during the pause into one turn of the event loop', async () => {
+    // six letters 30 ms apart: without pacing, a turn for each letter
     const unpaced = await receive(0, 'abcdef', 30);
     expect(unpaced.join('')).toBe('abcdef');
     expect(unpaced.length).toBeGreaterThanOrEqual(3);
-    // a 1 s pause after the first small read: the other letters (sent within 150 ms) come in one read
+    // a 1 s pause after the first small read: the other letters (sent within 150 ms) come in one turn
     const paced = await receive(1000, 'abcdef', 30);
+    expect(paced.join('')).toBe('abcdef');
+    expect(paced.length).toBeLessThanOrEqual(2);
+  }, 20_000);
+
+  it('gathers reads the same way on a TLS connection (the pause acts on the TLS socket)', async () => {
+    const keys = selfSigned();
+    const unpaced = await receive(0, 'abcdef', 30, keys);
+    expect(unpaced.join('')).toBe('abcdef');
+    expect(unpaced.length).toBeGreaterThanOrEqual(3);
+    const paced = await receive(1000, 'abcdef', 30, keys);
     expect(paced.join('')).toBe('abcdef');
     expect(paced.length).toBeLessThanOrEqual(2);
   }, 20_000);
