@@ -8,7 +8,9 @@
  * `fullBytes` or more (a bulk load) never pauses, so throughput is unchanged.
  *
  * Works on the socket's native handle (readStop / readStart), the same calls Node's own back-pressure
- * uses; a socket without them (or intervalMs 0) is left as it is.
+ * uses; a socket without them (or intervalMs 0) is left as it is. On a TLS connection the handle is the
+ * TLS layer's and the pause works the same, but the socket emits one 'data' per TLS record: what waited
+ * arrives in one turn of the event loop (one wake-up), still as several events.
  */
 import type { Socket } from 'node:net';
 
