@@ -10,6 +10,7 @@ import { FTPError } from 'basic-ftp';
 import { SnapshotFtpServer } from '../../backup-server/ftp';
 import { isPgferryError } from '../../shared/errors';
 import { silentLogger } from '../../shared/log';
+import { writeSelfSignedCert } from '../support/self-signed';
 import {
   connect,
   curl,
@@ -17,7 +18,6 @@ import {
   freePortRange,
   ftpOptions,
   python,
-  run,
   sha256File,
   startServer,
   tempDir,
@@ -37,24 +37,7 @@ let port: number;
 beforeAll(async () => {
   root = tempDir('pgferry-ftp-tls-root-');
   certDir = tempDir('pgferry-ftp-tls-cert-');
-  certFile = path.join(certDir, 'cert.pem');
-  keyFile = path.join(certDir, 'key.pem');
-  const gen = await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=localhost',
-    '-days',
-    '1',
-    '-keyout',
-    keyFile,
-    '-out',
-    certFile,
-  ]);
-  if (gen.code !== 0) throw new Error(`openssl failed: ${gen.stderr}`);
+  ({ certFile, keyFile } = writeSelfSignedCert(certDir));
   snap = writeSnapshot(root, {
     source: 'monitoring',
     at: new Date('2026-11-20T03:00:00Z'),

@@ -3,16 +3,15 @@
  * fewer bytes transferred than the snapshot holds; a partial file with a bad tail is fetched again; FTPS with
  * a pinned or trusted certificate; refusals for bad passwords, untrusted certificates and missing TLS.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import type { SnapshotFtpServer } from '../../backup-server/ftp';
-import { certificateFingerprint } from '../../agent/recovery/ftp-source';
 import { listSnapshots } from '../../agent/recovery/catalog';
+import { certificateFingerprint } from '../../agent/recovery/ftp-source';
 import { recover } from '../../agent/recovery/recovery';
 import type { SnapshotSource } from '../../agent/recovery/source';
+import type { SnapshotFtpServer } from '../../backup-server/ftp';
 import { type ErrorCode, isPgferryError } from '../../shared/errors';
 import {
   createDatabase,
@@ -23,6 +22,7 @@ import {
   uniqueName,
   userTables,
 } from '../harness/db';
+import { writeSelfSignedCert } from '../support/self-signed';
 import { type Fixture, makeSnapshotFixture } from './fixtures';
 import { ftpSource, startFtp } from './ftp-harness';
 
@@ -39,29 +39,9 @@ let secure: SnapshotFtpServer;
 beforeAll(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'pgferry-dl-root-'));
   certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgferry-dl-cert-'));
-  certFile = path.join(certDir, 'cert.pem');
-  const keyFile = path.join(certDir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      '/CN=pgferry-test',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-days',
-      '1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'ignore' },
-  );
+  const cert = writeSelfSignedCert(certDir, 'pgferry-test');
+  certFile = cert.certFile;
+  const keyFile = cert.keyFile;
   const url = await createDatabase(primary, sourceDb);
   // hex digests compress to about half: a few MiB cross the wire
   await query(

@@ -6,12 +6,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Client } from 'pg';
 import { ChangeStream } from '../../agent/change-stream';
 import type { StreamEvent } from '../../agent/pgoutput-decoder';
 import { Cluster, makeTempDir } from '../harness/cluster';
 import { createDatabase, waitFor, withClient } from '../harness/db';
+import { writeSelfSignedCert } from '../support/self-signed';
 
 const isRoot = process.getuid?.() === 0;
 let cluster: Cluster;
@@ -20,18 +20,7 @@ let url: string;
 beforeAll(async () => {
   // the server's key must belong to the user running it and be private
   const certDir = makeTempDir('pgferry-pg-tls-');
-  const key = path.join(certDir, 'server.key');
-  const cert = path.join(certDir, 'server.crt');
-  execFileSync(
-    'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1'].concat([
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ]),
-    { stdio: 'ignore' },
-  );
+  const { keyFile: key, certFile: cert } = writeSelfSignedCert(certDir);
   fs.chmodSync(key, 0o600);
   if (isRoot) execFileSync('chown', ['postgres:postgres', key, cert]);
   cluster = await Cluster.create({
