@@ -16,10 +16,11 @@ import { writeSelfSignedCert } from '../support/self-signed';
 const isRoot = process.getuid?.() === 0;
 let cluster: Cluster;
 let url: string;
+let certDir: string;
 
 beforeAll(async () => {
   // the server's key must belong to the user running it and be private
-  const certDir = makeTempDir('pgferry-pg-tls-');
+  certDir = makeTempDir('pgferry-pg-tls-');
   const { keyFile: key, certFile: cert } = writeSelfSignedCert(certDir);
   fs.chmodSync(key, 0o600);
   if (isRoot) execFileSync('chown', ['postgres:postgres', key, cert]);
@@ -34,6 +35,11 @@ beforeAll(async () => {
     await c.query(`SELECT pg_create_logical_replication_slot('tls_slot', 'pgoutput')`);
   });
 }, 60_000);
+
+afterAll(async () => {
+  await cluster?.destroy();
+  fs.rmSync(certDir, { recursive: true, force: true });
+});
 
 const tlsConfig = () => ({
   host: '127.0.0.1',
@@ -57,10 +63,6 @@ it('gives pg a TLS socket whose native handle read pacing can stop and start', a
   } finally {
     await c.end();
   }
-});
-
-afterAll(async () => {
-  await cluster?.destroy();
 });
 
 it('streams small and bulk transactions whole over an encrypted connection, with read pacing on', async () => {

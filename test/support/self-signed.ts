@@ -16,7 +16,14 @@ export function writeSelfSignedCert(dir: string, commonName = 'localhost'): Cert
   const certFile = path.join(dir, 'cert.pem');
   execFileSync(
     'openssl',
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${commonName}`].concat([
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${commonName}`,
       '-addext',
       'subjectAltName=IP:127.0.0.1',
       '-days',
@@ -25,7 +32,7 @@ export function writeSelfSignedCert(dir: string, commonName = 'localhost'): Cert
       keyFile,
       '-out',
       certFile,
-    ]),
+    ],
     { stdio: 'ignore' },
   );
   return { keyFile, certFile };

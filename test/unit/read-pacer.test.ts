@@ -1,6 +1,6 @@
 /**
  * Read pacing on the replication connection (agent/read-pacer.ts): after a turn of the event loop that read
- * little, the socket is not read for a while, so what arrives meanwhile comes in one read; a turn that read
+ * little, the socket is not read for a while, so what arrives meanwhile comes in one turn; a turn that read
  * a full 64 KiB never pauses; Node's own back-pressure keeps the last word.
  */
 import { spawn } from 'node:child_process';
@@ -94,26 +94,24 @@ async function receive(
 }
 
 describe('read pacing', () => {
-  it('gathers what arrives during the pause into one turn of the event loop', async () => {
-    // six letters 30 ms apart: without pacing, a turn for each letter
-    const unpaced = await receive(0, 'abcdef', 30);
-    expect(unpaced.join('')).toBe('abcdef');
-    expect(unpaced.length).toBeGreaterThanOrEqual(3);
-    // a 1 s pause after the first small read: the other letters (sent within 150 ms) come in one turn
-    const paced = await receive(1000, 'abcdef', 30);
-    expect(paced.join('')).toBe('abcdef');
-    expect(paced.length).toBeLessThanOrEqual(2);
-  }, 20_000);
-
-  it('gathers reads the same way on a TLS connection (the pause acts on the TLS socket)', async () => {
-    const keys = selfSigned();
-    const unpaced = await receive(0, 'abcdef', 30, keys);
-    expect(unpaced.join('')).toBe('abcdef');
-    expect(unpaced.length).toBeGreaterThanOrEqual(3);
-    const paced = await receive(1000, 'abcdef', 30, keys);
-    expect(paced.join('')).toBe('abcdef');
-    expect(paced.length).toBeLessThanOrEqual(2);
-  }, 20_000);
+  it.each([
+    ['plain TCP', () => undefined],
+    ['TLS (the pause acts on the TLS socket)', selfSigned],
+  ])(
+    'gathers what arrives during the pause into one turn of the event loop: %s',
+    async (_, keys) => {
+      const tlsOptions = keys();
+      // six letters 30 ms apart: without pacing, a turn for each letter
+      const unpaced = await receive(0, 'abcdef', 30, tlsOptions);
+      expect(unpaced.join('')).toBe('abcdef');
+      expect(unpaced.length).toBeGreaterThanOrEqual(3);
+      // a 1 s pause after the first small read: the other letters (sent within 150 ms) come in one turn
+      const paced = await receive(1000, 'abcdef', 30, tlsOptions);
+      expect(paced.join('')).toBe('abcdef');
+      expect(paced.length).toBeLessThanOrEqual(2);
+    },
+    20_000,
+  );
 
   /** a socket stand-in whose native handle records the calls */
   function fakeSocket() {
