@@ -7,6 +7,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Connection, Submittable } from 'pg';
+import { type ReadFeed, readFeedOf } from './pg-read-buffer';
 
 const COPY_DATA = 0x64; // 'd'
 const COPY_DONE = 0x63; // 'c'
@@ -28,7 +29,10 @@ export class CopyOut extends Readable implements Submittable {
   /** rows copied, from the CommandComplete tag (set once the stream ended) */
   rowCount = 0;
   private connection: Connection | null = null;
+  /** pg's data listener, detached while this reads a plain socket */
   private pgListener: DataListener | null = null;
+  /** the feed this claimed, on a socket with its own read buffer (pg-read-buffer.ts) */
+  private feed: ReadFeed | null = null;
   private wanted = false;
   private forwarding = false;
   private out: Buffer;
@@ -81,6 +85,18 @@ export class CopyOut extends Readable implements Submittable {
   submit(connection: Connection): void {
     this.connection = connection;
     const socket = connection.stream;
+    const feed = readFeedOf(socket);
+    if (feed) {
+      // reads arrive in the socket's own buffer: parsed at once, nothing kept; paused while not wanted
+      this.feed = feed;
+      feed.consumer = (bytes) => {
+        this.parse(bytes);
+        if (!this.wanted && this.feed) socket.pause();
+      };
+      if (!this.wanted) socket.pause();
+      connection.query(this.text);
+      return;
+    }
     const listeners = socket.listeners('data') as DataListener[];
     if (listeners.length !== 1) {
       this.destroy(
@@ -97,7 +113,8 @@ export class CopyOut extends Readable implements Submittable {
 
   override _read(): void {
     this.wanted = true;
-    this.forward();
+    if (this.feed) this.connection?.stream.resume();
+    else this.forward();
   }
 
   private forward(): void {
@@ -118,8 +135,8 @@ export class CopyOut extends Readable implements Submittable {
   /**
    * Walks the messages of one socket read. CopyData payloads are moved down over the headers inside
    * `chunk` itself (copyWithin allocates nothing; a per-row copy into another buffer would), then the
-   * packed bytes `chunk[0, kept)` are appended to the output once. The buffers read from the socket are
-   * this reader's alone (pg's listener is detached), so packing in place is safe.
+   * packed bytes `chunk[0, kept)` are appended to the output once. The bytes read from the socket are
+   * this reader's alone (pg's listener is detached, or the feed claimed), so packing in place is safe.
    */
   private parse(chunk: Buffer): void {
     let pos = 0;
@@ -223,6 +240,15 @@ export class CopyOut extends Readable implements Submittable {
   /** Hands the socket back to pg, with the bytes it has not read yet. */
   private detach(rest: Buffer): void {
     const connection = this.connection;
+    if (this.feed && connection) {
+      this.feed.consumer = null;
+      this.feed = null;
+      const socket = connection.stream;
+      // `rest` lies in the socket's read buffer, which the next read overwrites: pg gets a copy
+      if (rest.length > 0) socket.emit('data', Buffer.from(rest));
+      process.nextTick(() => socket.resume());
+      return;
+    }
     const listener = this.pgListener;
     if (!connection || !listener) return;
     this.pgListener = null;
@@ -245,7 +271,7 @@ export class CopyOut extends Readable implements Submittable {
   }
 
   handleError(e: Error): void {
-    if (this.pgListener) this.detach(Buffer.alloc(0));
+    if (this.pgListener || this.feed) this.detach(Buffer.alloc(0));
     this.connection = null;
     this.destroy(e);
   }

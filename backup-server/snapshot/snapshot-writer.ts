@@ -17,6 +17,7 @@ import {
   partialDirName,
   type SnapshotManifest,
 } from '../../shared/snapshot/manifest';
+import { readBufferSocket } from '../../shared/pg-read-buffer';
 import { PGFERRY_VERSION } from '../../shared/version';
 import { readReplicaState, type ReplicaState } from '../replica/metadata';
 import type { SnapshotInfo } from './catalog';
@@ -95,7 +96,12 @@ async function refreshSequencesWithin(opts: SnapshotWriterOptions): Promise<bool
 }
 
 async function connect(opts: SnapshotWriterOptions): Promise<Client> {
-  const client = new Client({ connectionString: opts.replicaUrl, application_name: 'pgferry-snapshot' });
+  const client = new Client({
+    connectionString: opts.replicaUrl,
+    application_name: 'pgferry-snapshot',
+    // table files are read with CopyOut: one read buffer per connection instead of one per socket read
+    stream: readBufferSocket,
+  });
   client.on('error', (e) =>
     opts.logger.warn('snapshot connection error', { source: opts.source, error: e.message }),
   );
