@@ -114,7 +114,7 @@ async function publishedTables(c: Client, publication: string, pgMajor: number):
 
 /** A connection in a read-only transaction on the exported snapshot. */
 async function snapshotReader(url: string, snapshot: string): Promise<Client> {
-  const c = await connectPrimary(url, 'pgferry-agent-copy');
+  const c = await connectPrimary(url, 'pgferry-agent-copy', { copyReader: true });
   try {
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await c.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);

@@ -6,14 +6,23 @@ import { Client, type ClientConfig } from 'pg';
 import { PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import type { SequenceValue } from '../shared/protocol/messages';
+import { readBufferSocket } from '../shared/pg-read-buffer';
 import { TEXT_SESSION_OPTIONS } from '../shared/pg-text';
 
 export function primaryClientConfig(url: string, appName: string): ClientConfig {
   return { connectionString: url, options: TEXT_SESSION_OPTIONS, application_name: appName };
 }
 
-export async function connectPrimary(url: string, appName = 'pgferry-agent'): Promise<Client> {
-  const c = new Client(primaryClientConfig(url, appName));
+/** `copyReader`: the connection reads COPY output with CopyOut (see shared/pg-read-buffer.ts) */
+export async function connectPrimary(
+  url: string,
+  appName = 'pgferry-agent',
+  opts: { copyReader?: boolean } = {},
+): Promise<Client> {
+  const c = new Client({
+    ...primaryClientConfig(url, appName),
+    ...(opts.copyReader ? { stream: readBufferSocket } : {}),
+  });
   try {
     await c.connect();
   } catch (e) {

@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import { Client } from 'pg';
 import { ChangeStream } from '../../agent/change-stream';
 import type { StreamEvent } from '../../agent/pgoutput-decoder';
+import { CopyOut } from '../../shared/pg-copy-out';
+import { readBufferSocket, readFeedOf } from '../../shared/pg-read-buffer';
 import { Cluster, makeTempDir } from '../harness/cluster';
 import { createDatabase, waitFor, withClient } from '../harness/db';
 import { writeSelfSignedCert } from '../support/self-signed';
@@ -60,6 +62,26 @@ it('gives pg a TLS socket whose native handle read pacing can stop and start', a
     const handle = socket._handle as { readStop?: unknown; readStart?: unknown };
     expect(typeof handle.readStop).toBe('function');
     expect(typeof handle.readStart).toBe('function');
+  } finally {
+    await c.end();
+  }
+});
+
+it('gives a TLS connection asking for its own read buffer the plain socket, and COPY still reads', async () => {
+  // pg reads through the TLS socket it puts on top: CopyOut must find no feed there and read the plain way
+  const c = new Client({ ...tlsConfig(), stream: readBufferSocket });
+  await c.connect();
+  try {
+    const socket = (c as unknown as { connection: { stream: object & { encrypted?: boolean } } }).connection
+      .stream;
+    expect(socket.encrypted).toBe(true);
+    expect(readFeedOf(socket)).toBeNull();
+    const copy = c.query(new CopyOut('COPY (SELECT i FROM generate_series(1, 50000) i) TO STDOUT', 4096));
+    const parts: Buffer[] = [];
+    for await (const chunk of copy) parts.push(Buffer.from(chunk as Buffer));
+    const want = Array.from({ length: 50_000 }, (_, i) => `${i + 1}\n`).join('');
+    expect(Buffer.concat(parts).toString()).toBe(want);
+    expect(copy.rowCount).toBe(50_000);
   } finally {
     await c.end();
   }
