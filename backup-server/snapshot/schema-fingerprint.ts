@@ -1,9 +1,10 @@
 /**
  * A fingerprint of everything a schema-only pg_dump of the replica reads: for every catalog table, the
- * row count and a 64-bit sum of hashes of each row version's (xmin, ctid). Any DDL writes new row
- * versions, so it changes the fingerprint; the one in-place catalog change that alters a dump, an index
- * becoming valid (CREATE INDEX CONCURRENTLY), is covered by hashing pg_index's flags. Read inside the
- * snapshot transaction, it describes the schema at the snapshot's LSN. When it equals the previous
+ * row count and a 64-bit sum of hashes of each row version's xmin. Any DDL writes new row versions, each
+ * with the xid of the transaction that wrote it, which no earlier row can have, so it changes the sum (or,
+ * for a delete, the count); the one in-place catalog change that alters a dump, an index becoming valid
+ * (CREATE INDEX CONCURRENTLY), is covered by hashing pg_index's flags. Read inside the snapshot
+ * transaction, it describes the schema at the snapshot's LSN. When it equals the previous
  * snapshot's, the schema files are hard-linked instead of dumped again.
  *
  * Errs on the side of dumping: TRUNCATE, VACUUM FULL or DDL in temporary tables also change it.
@@ -32,7 +33,7 @@ export async function schemaFingerprint(client: ClientBase, salt: string): Promi
   const parts = cats.rows.map(
     ({ name }) =>
       `SELECT ${escapeLiteral(name)} AS t, count(*)::text AS n,
-              coalesce(sum(hashtextextended(xmin::text || ctid::text, 0)), 0)::text AS h
+              coalesce(sum(hashtextextended(xmin::text, 0)), 0)::text AS h
          FROM pg_catalog.${escapeIdentifier(name)}`,
   );
   parts.push(

@@ -135,6 +135,9 @@ function checkState(state: ReplicaState | null, source: string): ReplicaState {
   return state;
 }
 
+/** hard links made at once (each is a stat and a link, mostly waiting on the file system) */
+const PARALLEL_LINKS = 16;
+
 /** Hard-links unchanged tables; returns those that must be written after all (link base missing or damaged). */
 async function linkUnchanged(
   plans: TablePlan[],
@@ -142,30 +145,39 @@ async function linkUnchanged(
   partial: string,
   logger: Logger,
 ): Promise<{ linked: ManifestTable[]; toWrite: TablePlan[] }> {
-  const linked: ManifestTable[] = [];
-  const toWrite: TablePlan[] = [];
-  for (const p of plans) {
+  /** per plan, in plan order: its linked entry, or null when it must be written */
+  const outcome: (ManifestTable | null)[] = plans.map(() => null);
+  const link = async (i: number): Promise<void> => {
+    const p = plans[i];
     const prev = p.linkFrom;
-    if (!prev || !previous) {
-      toWrite.push(p);
-      continue;
-    }
+    if (!prev || !previous) return;
     const from = path.join(previous.path, prev.file);
     try {
       const st = await fs.promises.lstat(from);
       if (!st.isFile() || st.size !== prev.bytes)
         throw new Error(`size ${st.size}, manifest says ${prev.bytes}`);
       await fs.promises.link(from, path.join(partial, p.file));
-      linked.push({ ...prev, file: p.file, linked: true, columns: p.table.columns });
+      outcome[i] = { ...prev, file: p.file, linked: true, columns: p.table.columns };
     } catch (e) {
       logger.warn('cannot link an unchanged table from the previous snapshot; writing it again', {
         table: `${p.table.schema}.${p.table.name}`,
         from,
         error: (e as Error).message,
       });
-      toWrite.push(p);
     }
-  }
+  };
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < plans.length; i = next++) await link(i);
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_LINKS, plans.length) }, worker));
+  const linked: ManifestTable[] = [];
+  const toWrite: TablePlan[] = [];
+  plans.forEach((p, i) => {
+    const entry = outcome[i];
+    if (entry) linked.push(entry);
+    else toWrite.push(p);
+  });
   return { linked, toWrite };
 }
 
@@ -246,13 +258,23 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
     const baseProblem = linkBaseProblem(opts.previous?.manifest ?? null, state);
     if (baseProblem && opts.previous)
       opts.logger.info(`full snapshot: ${baseProblem}`, { source: opts.source });
+    // the schema fingerprint is read on this connection while the unchanged tables are linked
+    let pgDump = '';
+    let fingerprint = '';
+    const mainReady = (async () => {
+      pgDump = await findPgTool('pg_dump', pgMajor, opts.pgBinDir);
+      fingerprint = await schemaFingerprint(main, `${PGFERRY_VERSION}\n${pgDump}`);
+      return main;
+    })();
+    mainReady.catch(() => undefined); // a failure is thrown where it is awaited, below
     const plans = planTables(tables, baseProblem ? null : (opts.previous?.manifest ?? null));
     const { linked, toWrite } = await linkUnchanged(plans, opts.previous, partial, opts.logger);
     phase('link');
 
     // The copy starts at once on the other connections (each joins the exported snapshot as soon as it
-    // is connected); this one first reads the schema fingerprint, then takes tables too.
-    const workers = Math.max(1, Math.min(opts.parallelCopies, toWrite.length));
+    // is connected); this one first reads the schema fingerprint, then takes tables too. So one connection
+    // more than there are tables: an incremental snapshot's one changed table is copied meanwhile.
+    const workers = Math.max(1, Math.min(opts.parallelCopies, toWrite.length + 1));
     const joinSnapshot = async () => {
       const c = await connect(opts);
       clients.push(c);
@@ -261,13 +283,6 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
       return c;
     };
     const helpers = Array.from({ length: workers - 1 }, joinSnapshot);
-    let pgDump = '';
-    let fingerprint = '';
-    const mainReady = (async () => {
-      pgDump = await findPgTool('pg_dump', pgMajor, opts.pgBinDir);
-      fingerprint = await schemaFingerprint(main, `${PGFERRY_VERSION}\n${pgDump}`);
-      return main;
-    })();
     const copyJob = copyTables({
       clients: [mainReady, ...helpers],
       plans: toWrite,
