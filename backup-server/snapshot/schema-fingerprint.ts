@@ -10,7 +10,8 @@
  * Errs on the side of dumping: TRUNCATE, VACUUM FULL or DDL in temporary tables also change it.
  */
 import { createHash } from 'node:crypto';
-import { type ClientBase, escapeIdentifier, escapeLiteral } from 'pg';
+import type { ClientBase } from 'pg';
+import { quoteIdent, quoteLiteral } from '../../shared/sql-ident';
 
 /** Catalogs that change without DDL of this database, or that a schema-only dump of it never shows. */
 const IGNORED = [
@@ -32,9 +33,9 @@ export async function schemaFingerprint(client: ClientBase, salt: string): Promi
   );
   const parts = cats.rows.map(
     ({ name }) =>
-      `SELECT ${escapeLiteral(name)} AS t, count(*)::text AS n,
+      `SELECT ${quoteLiteral(name)} AS t, count(*)::text AS n,
               coalesce(sum(hashtextextended(xmin::text, 0)), 0)::text AS h
-         FROM pg_catalog.${escapeIdentifier(name)}`,
+         FROM pg_catalog.${quoteIdent(name)}`,
   );
   parts.push(
     `SELECT 'pg_index flags', count(*)::text,

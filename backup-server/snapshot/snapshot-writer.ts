@@ -65,6 +65,9 @@ export interface WrittenSnapshot {
   timingsMs: Record<string, number>;
 }
 
+/** every connection of a snapshot reads in one such transaction, all on the first one's exported snapshot */
+const SNAPSHOT_TRANSACTION = 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY';
+
 async function refreshSequencesWithin(opts: SnapshotWriterOptions): Promise<boolean> {
   if (!opts.refreshSequences) {
     opts.logger.info('no agent link to ask for fresh sequence values; using the latest known ones', {
@@ -243,7 +246,7 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
     await fs.promises.mkdir(path.join(partial, 'data'));
     const main = await connect(opts);
     clients.push(main);
-    await main.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    await main.query(SNAPSHOT_TRANSACTION);
     const snapshotName = (await main.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0].s;
     const state = checkState(await readReplicaState(main), opts.source);
     const settings = await main.query<{ v: string; b: string }>(
@@ -278,7 +281,7 @@ export async function writeSnapshot(opts: SnapshotWriterOptions): Promise<Writte
     const joinSnapshot = async () => {
       const c = await connect(opts);
       clients.push(c);
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await c.query(SNAPSHOT_TRANSACTION);
       await c.query(`SET TRANSACTION SNAPSHOT '${snapshotName}'`);
       return c;
     };
