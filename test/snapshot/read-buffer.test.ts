@@ -127,4 +127,25 @@ describe('a connection with its own read buffer', () => {
       await own.end();
     }
   });
+
+  it('fails, not hangs, when the server goes away in the middle of a COPY', async () => {
+    const own = await connect(true);
+    own.on('error', () => undefined); // the terminated connection also reports on the client
+    try {
+      const pid = (await own.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      // 50 MB: more than the socket buffers hold, so the backend is still sending when it is terminated
+      const copy = own.query(
+        new CopyOut(`COPY (SELECT repeat('x', 1000) FROM generate_series(1, 50000)) TO STDOUT`, 64 * 1024),
+      );
+      const it = copy[Symbol.asyncIterator]();
+      await it.next(); // the COPY is running, and its reader is paused with more to come
+      await withClient(url, (c) => c.query('SELECT pg_terminate_backend($1)', [pid]));
+      const drain = (async () => {
+        for (let r = await it.next(); !r.done; r = await it.next());
+      })();
+      await expect(drain).rejects.toThrow(/terminat/i);
+    } finally {
+      await own.end().catch(() => undefined);
+    }
+  });
 });
