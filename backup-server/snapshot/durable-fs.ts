@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { eachLimited } from './each-limited';
 
 /** Flushes a file's or a folder's contents (a folder's entries: created, renamed, linked names) to disk. */
 export async function fsyncPath(p: string): Promise<void> {
@@ -20,11 +21,7 @@ export async function fsyncPath(p: string): Promise<void> {
  * faster than one after the other.
  */
 export async function fsyncAll(paths: string[], concurrency = 8): Promise<void> {
-  const queue = [...paths];
-  const worker = async () => {
-    for (let p = queue.shift(); p !== undefined; p = queue.shift()) await fsyncPath(p);
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+  await eachLimited(paths, concurrency, (p) => fsyncPath(p));
 }
 
 /** Writes `data` to `file` so that a reader sees either the old or the new content, never a torn one. */

@@ -22,6 +22,7 @@ import { PGFERRY_VERSION } from '../../shared/version';
 import { readReplicaState, type ReplicaState } from '../replica/metadata';
 import type { SnapshotInfo } from './catalog';
 import { fsyncAll, fsyncPath } from './durable-fs';
+import { eachLimited } from './each-limited';
 import { dumpSchema, findPgTool } from './pg-dump';
 import { copyTables } from './parallel-copy';
 import { listReplicaTables, lockTables, readSequences } from './replica-contents';
@@ -150,8 +151,7 @@ async function linkUnchanged(
 ): Promise<{ linked: ManifestTable[]; toWrite: TablePlan[] }> {
   /** per plan, in plan order: its linked entry, or null when it must be written */
   const outcome: (ManifestTable | null)[] = plans.map(() => null);
-  const link = async (i: number): Promise<void> => {
-    const p = plans[i];
+  await eachLimited(plans, PARALLEL_LINKS, async (p, i) => {
     const prev = p.linkFrom;
     if (!prev || !previous) return;
     const from = path.join(previous.path, prev.file);
@@ -168,12 +168,7 @@ async function linkUnchanged(
         error: (e as Error).message,
       });
     }
-  };
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < plans.length; i = next++) await link(i);
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_LINKS, plans.length) }, worker));
+  });
   const linked: ManifestTable[] = [];
   const toWrite: TablePlan[] = [];
   plans.forEach((p, i) => {

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ManifestFile } from '../../shared/snapshot/manifest';
 import { PgferryError } from '../../shared/errors';
 import { readManifest, type SnapshotInfo } from './catalog';
+import { eachLimited } from './each-limited';
 
 export interface FileProblem {
   file: string;
@@ -69,19 +70,15 @@ export async function verifySnapshot(
   let filesHashed = 0;
   let filesSizeChecked = 0;
   let bytesHashed = 0;
-  const queue = [...files];
-  const worker = async () => {
-    for (let f = queue.shift(); f; f = queue.shift()) {
-      const hashIt = !only || only.has(f.file);
-      const problem = await checkFile(snap.path, f, hashIt);
-      if (problem) problems.push({ file: f.file, problem });
-      if (hashIt) {
-        filesHashed++;
-        bytesHashed += f.bytes;
-      } else filesSizeChecked++;
-    }
-  };
-  await Promise.all(Array.from({ length: PARALLEL_FILES }, worker));
+  await eachLimited(files, PARALLEL_FILES, async (f) => {
+    const hashIt = !only || only.has(f.file);
+    const problem = await checkFile(snap.path, f, hashIt);
+    if (problem) problems.push({ file: f.file, problem });
+    if (hashIt) {
+      filesHashed++;
+      bytesHashed += f.bytes;
+    } else filesSizeChecked++;
+  });
   const order = new Map(files.map((f, i) => [f.file, i]));
   problems.sort((a, b) => (order.get(a.file) ?? -1) - (order.get(b.file) ?? -1));
   return {
