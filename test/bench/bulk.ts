@@ -10,6 +10,7 @@
  * runs and spools it on the backup server, as a subscription with `streaming = on` does; so a second row,
  * for information, compares pgferry with that subscription too (the same subscription, altered for its runs).
  */
+import type { Client } from 'pg';
 import type { Cluster } from '../harness/cluster';
 import { checkpoint, connect, sleep, value } from './bench-env';
 import { CpuMeter, formatCpu } from './cpu-usage';
@@ -32,9 +33,47 @@ interface BulkRun {
   insertS: number;
   visibleS: number;
   firstS: number;
+  /** commit until the walsender had read past the commit record (it sent the whole transaction) */
+  decodedS: number;
+  /** what the slot's walsender spilled to the primary's disk and streamed during the run (MB) */
+  slot: string;
+}
+
+interface SlotStats {
+  spill: number;
+  stream: number;
+}
+
+/** Bytes spilled and streamed so far by the slots of `r`'s source database (pg_stat_replication_slots). */
+async function slotStats(c: Client, r: Replicator): Promise<SlotStats> {
+  const q = await c.query<{ spill: string; stream: string }>(
+    `SELECT coalesce(sum(s.spill_bytes), 0) AS spill, coalesce(sum(s.stream_bytes), 0) AS stream
+       FROM pg_stat_replication_slots s JOIN pg_replication_slots USING (slot_name) WHERE database = $1`,
+    [r.primaryDb],
+  );
+  return { spill: Number(q.rows[0].spill), stream: Number(q.rows[0].stream) };
 }
 
 const epochMs = 'extract(epoch FROM clock_timestamp()) * 1000';
+
+/** When (epoch ms, the primary's clock) the walsender of `r` has read the WAL past `lsn`; polled every 20 ms. */
+async function walsenderPassed(r: Replicator, lsn: string): Promise<number> {
+  const c = await connect(r.primaryUrl, 'bench-bulk-walsender');
+  try {
+    const deadline = Date.now() + 1_800_000;
+    for (;;) {
+      const q = await c.query<{ t: string; done: boolean }>(
+        `SELECT ${epochMs} AS t, coalesce(bool_or(sent_lsn >= $1::pg_lsn), false) AS done FROM pg_stat_replication WHERE application_name = $2`,
+        [lsn, r.walsenderApp],
+      );
+      if (q.rows[0].done) return Number(q.rows[0].t);
+      if (Date.now() > deadline) throw new Error(`${r.name}: the walsender did not pass ${lsn} in 30 min`);
+      await sleep(20);
+    }
+  } finally {
+    await c.end();
+  }
+}
 
 async function runBulk(o: BulkOptions, r: Replicator): Promise<BulkRun> {
   const c = await connect(r.primaryUrl, 'bench-bulk');
@@ -46,12 +85,18 @@ async function runBulk(o: BulkOptions, r: Replicator): Promise<BulkRun> {
     if (left !== '0')
       throw new Error(`${r.name}: bulk_t still has ${left} rows on the replica after TRUNCATE`);
     await checkpoint(o.primary, o.replica);
+    const slotBefore = await slotStats(c, r);
     const meter = new CpuMeter(await r.stages());
     const t0 = Number((await c.query<{ t: string }>(`SELECT ${epochMs} AS t`)).rows[0].t);
     await c.query(
       `INSERT INTO bulk_t SELECT g, g % 1000, md5(g::text), clock_timestamp() FROM generate_series(1, ${o.rows}) g`,
     );
-    const tc = Number((await c.query<{ t: string }>(`SELECT ${epochMs} AS t`)).rows[0].t);
+    const after = await c.query<{ t: string; lsn: string }>(
+      `SELECT ${epochMs} AS t, pg_current_wal_lsn()::text AS lsn`,
+    );
+    const tc = Number(after.rows[0].t);
+    const decoded = walsenderPassed(r, after.rows[0].lsn);
+    decoded.catch(() => undefined); // awaited below; not unhandled if the replica's poll fails first
     let tv = 0;
     const deadline = Date.now() + 1_800_000;
     while (!tv) {
@@ -62,6 +107,8 @@ async function runBulk(o: BulkOptions, r: Replicator): Promise<BulkRun> {
       else await sleep(50);
     }
     const cpu = formatCpu(meter.read());
+    const slotAfter = await slotStats(c, r);
+    const mb = (n: number) => (n / 1e6).toFixed(0);
     const s = await d.query<{ n: string; first: string }>(
       'SELECT count(*) AS n, extract(epoch FROM min(applied_at)) * 1000 AS first FROM bulk_t',
     );
@@ -72,6 +119,8 @@ async function runBulk(o: BulkOptions, r: Replicator): Promise<BulkRun> {
       insertS: (tc - t0) / 1000,
       visibleS: (tv - tc) / 1000,
       firstS: (Number(s.rows[0].first) - tc) / 1000,
+      decodedS: ((await decoded) - tc) / 1000,
+      slot: `spilled ${mb(slotAfter.spill - slotBefore.spill)} MB, streamed ${mb(slotAfter.stream - slotBefore.stream)} MB`,
     };
   } finally {
     await c.end();
@@ -89,7 +138,8 @@ async function nativeStreamingRuns(o: BulkOptions, native: Replicator): Promise<
       out.push(x);
       o.log(
         `bulk run ${run}/${o.runs} native, streaming = on: commit -> visible ${x.visibleS.toFixed(2)} s, ` +
-          `commit -> first row applied ${x.firstS.toFixed(2)} s; CPU from the insert to visible: ${x.cpu}`,
+          `commit -> walsender past the commit ${x.decodedS.toFixed(2)} s, ` +
+          `commit -> first row applied ${x.firstS.toFixed(2)} s; walsender ${x.slot}; CPU from the insert to visible: ${x.cpu}`,
       );
     }
   } finally {
@@ -106,7 +156,8 @@ export async function benchBulk(o: BulkOptions): Promise<BenchRow[]> {
       results[r.name].push(x);
       o.log(
         `bulk run ${run}/${o.runs} ${r.name}: insert ${x.insertS.toFixed(2)} s, commit -> visible ${x.visibleS.toFixed(2)} s, ` +
-          `commit -> first row applied ${x.firstS.toFixed(2)} s; CPU from the insert to visible: ${x.cpu}`,
+          `commit -> walsender past the commit ${x.decodedS.toFixed(2)} s, ` +
+          `commit -> first row applied ${x.firstS.toFixed(2)} s; walsender ${x.slot}; CPU from the insert to visible: ${x.cpu}`,
       );
     }
   }

@@ -26,7 +26,7 @@ import { benchTpcb } from './streaming';
 const SECTIONS = ['copy', 'stream', 'bulk', 'others'] as const;
 type Section = (typeof SECTIONS)[number];
 
-const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--only copy,stream,bulk,others] [--profile] [--set ROLE.KEY=VALUE]...
+const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--only copy,stream,bulk,others] [--profile] [--set ROLE.KEY=VALUE]... [--nice ROLE=N]
   --quick     smaller data and shorter loads (scale 10, -T 15, 200k-row bulk): about 3 minutes
   --runs N    measured runs per figure (default 3; the median is reported)
   --only ...  run only these sections: copy (row 1), stream (row 2), bulk (row 3), others (snapshot,
@@ -36,6 +36,8 @@ const USAGE = `usage: npm run bench -- [--quick] [--runs N] [--only copy,stream,
               replica, and summarise both (slows pgferry down: for finding causes, not for the table)
   --set ...   try a config setting of the server or agent instead of its default (value as JSON or text);
               recorded in the JSON result
+  --nice ...  run the agent or server at this CPU priority instead of its systemd unit's Nice=
+              (e.g. agent=0); recorded in the JSON result
 examples:
   npm run build && npm run bench -- --quick
   npm run bench -- --only stream --profile
@@ -47,6 +49,7 @@ interface Params {
   runs: number;
   sections: Set<Section>;
   overrides: Record<'server' | 'agent', Record<string, unknown>>;
+  nice: Partial<Record<'server' | 'agent', number>>;
 }
 
 function parseSetting(p: Params, arg: string | undefined): void {
@@ -64,6 +67,13 @@ function parseSetting(p: Params, arg: string | undefined): void {
   p.overrides[m[1] as 'server' | 'agent'][m[2]] = v;
 }
 
+function parseNice(p: Params, arg: string | undefined): void {
+  const m = /^(server|agent)=(-?\d+)$/.exec(arg ?? '');
+  if (!m || Number(m[2]) < -20 || Number(m[2]) > 19)
+    throw new Error(`--nice wants agent=N or server=N with N from -20 to 19, e.g. agent=0\n${USAGE}`);
+  p.nice[m[1] as 'server' | 'agent'] = Number(m[2]);
+}
+
 function parseArgs(argv: string[]): Params {
   const p: Params = {
     quick: false,
@@ -71,12 +81,14 @@ function parseArgs(argv: string[]): Params {
     runs: 3,
     sections: new Set(SECTIONS),
     overrides: { server: {}, agent: {} },
+    nice: {},
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') p.quick = true;
     else if (a === '--profile') p.profile = true;
     else if (a === '--set') parseSetting(p, argv[++i]);
+    else if (a === '--nice') parseNice(p, argv[++i]);
     else if (a === '--runs') {
       p.runs = Number(argv[++i]);
       if (!Number.isInteger(p.runs) || p.runs < 1)
@@ -110,9 +122,12 @@ async function main(): Promise<number> {
     : { copyScale: 50, streamScale: 10, seconds: 60, warmupSeconds: 10, bulkRows: 1_000_000, otherScale: 10 };
   const mode = p.quick ? 'quick' : 'full';
   const machine = machineFacts(await pgVersion());
-  const tried = Object.entries(p.overrides).flatMap(([role, o]) =>
-    Object.entries(o).map(([k, v]) => `${role}.${k}=${JSON.stringify(v)}`),
-  );
+  const tried = [
+    ...Object.entries(p.overrides).flatMap(([role, o]) =>
+      Object.entries(o).map(([k, v]) => `${role}.${k}=${JSON.stringify(v)}`),
+    ),
+    ...Object.entries(p.nice).map(([role, n]) => `${role} Nice=${n}`),
+  ];
   process.stdout.write(
     `${factsHeader(machine, mode)}\n${tried.length ? `settings tried: ${tried.join(' ')}\n` : ''}\n`,
   );
@@ -122,7 +137,7 @@ async function main(): Promise<number> {
     finishedAt: '',
     seconds: 0,
     machine,
-    parameters: { runs: p.runs, ...sizes, settings: p.overrides },
+    parameters: { runs: p.runs, ...sizes, settings: p.overrides, nice: p.nice },
     rows: [],
     skipped: [],
     errors: [],
@@ -178,6 +193,7 @@ async function main(): Promise<number> {
         dir: path.join(work, 'pgferry'),
         profileDir,
         overrides: p.overrides,
+        nice: p.nice,
       });
       const r = rig;
       // streaming first: its load also makes the WAL files the copies need (--quick skips the copy warm-up)

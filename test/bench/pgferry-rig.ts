@@ -47,14 +47,15 @@ export function unitSettings(role: Role): { env: Record<string, string>; nice: n
   return { env, nice };
 }
 
-function spawnCli(args: string[], nodeFlags: string[]): Proc {
+function spawnCli(args: string[], nodeFlags: string[], niceOverride?: number): Proc {
   const role = args[0] as Role;
   const unit = unitSettings(role);
   const child = spawn(process.execPath, [...nodeFlags, CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...unit.env },
   });
-  if (unit.nice !== 0 && child.pid) os.setPriority(child.pid, unit.nice);
+  const nice = niceOverride ?? unit.nice;
+  if (nice !== 0 && child.pid) os.setPriority(child.pid, nice);
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
@@ -127,6 +128,8 @@ export interface RigOptions {
   profileDir?: string;
   /** config settings to try instead of the defaults, e.g. { 'replica.maxGroupDelayMs': 0 } */
   overrides?: Record<Role, Record<string, unknown>>;
+  /** CPU priority to try instead of the systemd unit's `Nice=` */
+  nice?: Partial<Record<Role, number>>;
 }
 
 /** Sets `dotted.path` in a config object (creating objects on the way); returns the object. */
@@ -196,7 +199,11 @@ export class PgferryRig {
   }
 
   private async startServer(): Promise<void> {
-    const p = spawnCli(['server', '--config', this.serverYaml], this.nodeFlags('server'));
+    const p = spawnCli(
+      ['server', '--config', this.serverYaml],
+      this.nodeFlags('server'),
+      this.o.nice?.server,
+    );
     this.server = p;
     if (p.child.pid) this.rss.watch('server', p.child.pid);
     await waitForOutput(p, /listening for agents/, 30_000);
@@ -217,7 +224,7 @@ export class PgferryRig {
       this.o.overrides?.agent,
     );
     const yaml = writeYaml(this.o.dir, `agent-${source}.yaml`, cfg);
-    const p = spawnCli(['agent', '--config', yaml], this.nodeFlags('agent'));
+    const p = spawnCli(['agent', '--config', yaml], this.nodeFlags('agent'), this.o.nice?.agent);
     if (p.child.pid) this.rss.watch('agent', p.child.pid);
     this.agents.set(source, p);
     return p;

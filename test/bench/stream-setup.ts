@@ -37,6 +37,8 @@ export interface Replicator {
   primaryDb: string;
   primaryUrl: string;
   replicaUrl: string;
+  /** application_name of its walsender on the primary */
+  walsenderApp: string;
   /** the processes of its pipeline, for CPU accounting */
   stages: () => Promise<Stage[]>;
 }
@@ -73,6 +75,7 @@ async function startNative(primary: Cluster, replica: Cluster): Promise<Replicat
     primaryDb: NATIVE_SRC_DB,
     primaryUrl: primary.url(NATIVE_SRC_DB),
     replicaUrl: url,
+    walsenderApp: NATIVE_SUBSCRIPTION,
     stages: async () => [
       ...(await backends(
         primary,
@@ -104,6 +107,7 @@ async function startPgferry(primary: Cluster, replica: Cluster, rig: PgferryRig)
     primaryDb: PGFERRY_STREAM_DB,
     primaryUrl: primary.url(PGFERRY_STREAM_DB),
     replicaUrl: url,
+    walsenderApp: 'pgferry-agent-stream',
     stages: async () => [
       ...(await backends(
         primary,
