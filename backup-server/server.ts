@@ -53,6 +53,7 @@ export class BackupServer {
           {
             maxGroupTransactions: config.replica.maxGroupTransactions,
             maxGroupDelayMs: config.replica.maxGroupDelayMs,
+            applyWhileStreaming: config.replica.applyWhileStreaming,
           },
           log.child({ source: s.name }),
           (event, source) => this.states.handle(event, source),

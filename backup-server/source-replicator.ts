@@ -9,6 +9,7 @@ import { describeError, isPgferryError, PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
 import { decodeChanges } from '../shared/protocol/change-codec';
+import { StreamApply } from './replica/stream-apply';
 import { TransactionSpool } from './replica/transaction-spool';
 import type { FramedConnection } from '../shared/protocol/connection';
 import type { Frame } from '../shared/protocol/frame';
@@ -74,11 +75,16 @@ export class SourceReplicator {
   private appVersion: string | null = null;
   /** transactions the primary streams while they run, kept until their commit */
   private readonly spool: TransactionSpool;
+  /** one of them applied while it streams, in a replica transaction of its own (null: none) */
+  private streamApply: StreamApply | null = null;
 
   constructor(
     readonly settings: SourceSettings,
     private readonly adminUrl: string,
-    private readonly applierOptions: ApplierOptions,
+    private readonly applierOptions: ApplierOptions & {
+      /** apply a streamed transaction as it arrives (stream-apply.ts), not only at its commit */
+      applyWhileStreaming?: boolean;
+    },
     private readonly log: Logger,
     private readonly onEvent: (
       event: 'message' | 'heartbeat' | 'close' | 'disconnect',
@@ -214,6 +220,8 @@ export class SourceReplicator {
     await this.sync?.abort();
     this.sync = null;
     if (this.st.phase === 'initial-copy') this.st.phase = 'idle';
+    await this.streamApply?.discard();
+    this.streamApply = null;
     await this.applier?.abort().catch(() => undefined);
     this.applier = null;
     await closeQuietly(this.client);
@@ -319,6 +327,101 @@ export class SourceReplicator {
     await this.client.query('UPDATE pgferry.state SET app_version = $1 WHERE id = 1', [this.appVersion]);
   }
 
+  /**
+   * The replica transaction applying streamed transaction `xid` as it arrives, opened at its first frame
+   * (`first`) if no other transaction has one; null when it goes the spool's way only. Commits this
+   * applier's open group first: that transaction must never wait for the group's locks.
+   */
+  private async streamApplyFor(a: Applier, xid: number, first: boolean): Promise<StreamApply | null> {
+    if (this.applierOptions.applyWhileStreaming === false) return null;
+    let s = this.streamApply;
+    if (s && s.xid !== xid && !s.alive && first) {
+      this.streamApply = null;
+      s = null;
+    }
+    if (!s) {
+      if (!first) return null;
+      await a.commitGroup();
+      s = await StreamApply.open(
+        this.settings.replicaUrl,
+        xid,
+        {
+          maxBatchBytes: this.applierOptions.maxBatchBytes,
+          maxInsertRows: this.applierOptions.maxInsertRows,
+        },
+        (reason) =>
+          this.log.info(
+            'a large transaction is spooled and applied at its commit instead of while it streams',
+            {
+              source: this.settings.name,
+              xid,
+              reason,
+            },
+          ),
+      );
+      this.streamApply = s;
+      return s;
+    }
+    if (s.xid !== xid || !s.alive) return null;
+    await a.commitGroup();
+    return s;
+  }
+
+  /**
+   * Commits a streamed transaction that was applied while it streamed, after everything committed before
+   * it; false if there is none (or it gave up, or was applied already): the spool is replayed then.
+   */
+  private async commitStreamApplied(
+    a: Applier,
+    m: Extract<AgentMessage, { tag: 'streamCommit' }>,
+  ): Promise<boolean> {
+    const s = this.streamApply?.xid === m.xid ? this.streamApply : null;
+    if (!s) return false;
+    this.streamApply = null;
+    await a.commitGroup();
+    // applied before (a reconnect re-streamed it): the spool's replay skips it by its commit LSN
+    const h = parseLsn(m.commitLsn) >= a.appliedLsn ? await s.commit(m.endLsn, m.commitTime) : null;
+    if (!h) {
+      await s.discard();
+      const end = parseLsn(m.endLsn);
+      // a commit whose answer was lost may have committed: replaying the spool would apply it twice
+      if (!s.commitUncertain || (await this.committedElsewhere(s.backendPid)) < end) return false;
+      const wal = await this.need(this.client, 'the replica connection').query<{ i: string; f: string }>(
+        'SELECT pg_current_wal_insert_lsn()::text AS i, pg_current_wal_flush_lsn()::text AS f',
+      );
+      a.adoptCommit({
+        end,
+        wal: { inserted: parseLsn(wal.rows[0].i), flushed: parseLsn(wal.rows[0].f) },
+        transactions: 1,
+        rows: 0,
+        lastCommitTime: null,
+      });
+    } else a.adoptCommit(h);
+    await this.spool.discard(m.xid);
+    return true;
+  }
+
+  /**
+   * The replica's applied position once backend `pid` (whose COMMIT's answer was lost) has ended: ended, its
+   * transaction either committed (the position covers it) or did not.
+   */
+  private async committedElsewhere(pid: number): Promise<Lsn> {
+    const c = this.need(this.client, 'the replica connection');
+    for (let i = 0; ; i++) {
+      const r = await c.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
+      if (r.rowCount === 0) break;
+      if (i === 100) await c.query('SELECT pg_terminate_backend($1)', [pid]);
+      if (i > 200)
+        throw new PgferryError(
+          'REPLICA_UNAVAILABLE',
+          `replica backend ${pid} does not end; the agent reconnects and the transaction is streamed again`,
+        );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const st = await readReplicaState(c);
+    return parseLsn(st?.appliedLsn ?? '0/0');
+  }
+
   private need<T>(v: T | null, what: string): T {
     if (v === null) throw new PgferryError('PROTOCOL_ERROR', `${what} arrived before the stream was set up`);
     return v;
@@ -417,20 +520,50 @@ export class SourceReplicator {
         await a.apply(items);
         return;
       }
-      case 'streamChanges':
-        this.need(this.applier, 'streamChanges');
-        if (!f.body) throw new PgferryError('PROTOCOL_ERROR', 'streamChanges without a body');
-        return this.spool.append(m, f.body);
-      case 'streamRelation':
-        this.need(this.applier, 'streamRelation');
-        return this.spool.append(m, null);
-      case 'streamAbort':
+      case 'streamChanges': {
+        const a = this.need(this.applier, 'streamChanges');
+        const body = f.body;
+        if (!body) throw new PgferryError('PROTOCOL_ERROR', 'streamChanges without a body');
+        const first = this.spool.bytesOf(m.xid) === 0;
+        await this.spool.append(m, body);
+        const s = await this.streamApplyFor(a, m.xid, first);
+        if (s) {
+          const items = decodeChanges(body);
+          if (items.length === m.count) await s.changes(m.subxid, items);
+          else await s.discard(); // the spool's replay reports the mismatch at the commit
+        }
+        return;
+      }
+      case 'streamRelation': {
+        const a = this.need(this.applier, 'streamRelation');
+        const first = this.spool.bytesOf(m.xid) === 0;
+        await this.spool.append(m, null);
+        await (await this.streamApplyFor(a, m.xid, first))?.relation(m.relation);
+        return;
+      }
+      case 'streamAbort': {
+        const s = this.streamApply?.xid === m.xid ? this.streamApply : null;
+        if (s && m.subxid === m.xid) {
+          this.streamApply = null;
+          await s.discard();
+        } else if (s) await s.rollbackSubtransaction(m.subxid);
         return this.spool.abort(m.xid, m.subxid);
+      }
       case 'streamCommit': {
         // applied now, in commit order, exactly as if it had come whole after its commit
         const a = this.need(this.applier, 'streamCommit');
         const spooled = this.spool.bytesOf(m.xid);
         const started = Date.now();
+        if (await this.commitStreamApplied(a, m)) {
+          this.log.info('applied a large transaction while it ran on the primary', {
+            source: this.settings.name,
+            xid: m.xid,
+            commitLsn: m.commitLsn,
+            spooledMegabytes: Math.round(spooled / 1e5) / 10,
+            secondsAfterCommit: (Date.now() - started) / 1000,
+          });
+          return;
+        }
         await a.apply([{ k: 'B', commitLsn: m.commitLsn, xid: m.xid }]);
         for await (const r of this.spool.replay(m.xid)) {
           if (r.header.tag === 'streamRelation') {

@@ -69,6 +69,15 @@ export interface ApplierOptions {
   asyncCommit?: boolean;
 }
 
+/** A commit made by one applier, for the applier that reports this source's durable position. */
+export interface HandOff {
+  end: Lsn;
+  wal: { inserted: bigint; flushed: bigint };
+  transactions: number;
+  rows: number;
+  lastCommitTime: Date | null;
+}
+
 export interface ApplierStats {
   transactionsApplied: number;
   rowsApplied: number;
@@ -356,7 +365,57 @@ export class Applier {
 
   /** Commits the open group (all its source transactions are complete) and reports the durable LSN. */
   async commitGroup(): Promise<void> {
-    if (!this.groupOpen || this.inTxn || this.groupEnd === null) return;
+    const done = await this.commitOpenGroup();
+    if (done) this.committed(done.end, done.wal);
+  }
+
+  /**
+   * Commits the open group without reporting it: the caller hands the result to the applier that reports
+   * for this source (`adoptCommit`), in commit order. Needs `asyncCommit` (the commit's WAL position).
+   */
+  async commitForHandOff(): Promise<HandOff | null> {
+    const done = await this.commitOpenGroup();
+    if (!done) return null;
+    if (!done.wal) throw new PgferryError('INTERNAL', 'a handed-off commit needs asyncCommit');
+    return {
+      end: done.end,
+      wal: done.wal,
+      transactions: this.stats.transactionsApplied,
+      rows: this.stats.rowsApplied,
+      lastCommitTime: this.stats.lastCommitTime,
+    };
+  }
+
+  /**
+   * A transaction committed on another connection to this replica, after everything this applier has
+   * committed (see stream-apply.ts): it is reported durable in order with this applier's own commits.
+   */
+  adoptCommit(h: HandOff): void {
+    this.applied = h.end;
+    this.stats.transactionsApplied += h.transactions;
+    this.stats.rowsApplied += h.rows;
+    this.stats.groupsCommitted++;
+    if (h.lastCommitTime) this.stats.lastCommitTime = h.lastCommitTime;
+    this.committed(h.end, h.wal);
+  }
+
+  /** Ends the open insert run and adds one SQL statement (no parameters) to what the next round trip sends. */
+  statement(sql: string): void {
+    this.endInsertRun();
+    this.batch.executeText(sql);
+  }
+
+  /** Sends everything buffered and waits for the replica's answer. */
+  async flush(): Promise<void> {
+    this.endInsertRun();
+    await this.flushSql();
+  }
+
+  private async commitOpenGroup(): Promise<{
+    end: Lsn;
+    wal: { inserted: bigint; flushed: bigint } | null;
+  } | null> {
+    if (!this.groupOpen || this.inTxn || this.groupEnd === null) return null;
     const end = this.groupEnd;
     const lsn = formatLsn(end);
     this.batch.execute(SET_APPLIED, [lsn, this.groupCommitTime]);
@@ -382,7 +441,7 @@ export class Applier {
     this.stats.groupsCommitted++;
     if (this.groupCommitTime)
       this.stats.lastCommitTime = new Date(Math.floor(commitTimeMs(this.groupCommitTime)));
-    this.committed(end, wal);
+    return { end, wal };
   }
 
   /**

@@ -43,6 +43,12 @@ export const serverConfigSchema = z.object({
       /** source transactions grouped into one replica transaction at most */
       maxGroupTransactions: z.number().int().min(1).default(1000),
       maxGroupDelayMs: z.number().int().min(0).default(5),
+      /**
+       * a large transaction the primary streams while it runs is applied as it arrives, in a replica
+       * transaction of its own that commits at its commit (it is spooled too, and replayed from there when
+       * that is not possible); false: applied from the spool at its commit only
+       */
+      applyWhileStreaming: z.boolean().default(true),
       /** how a source's initial copy is loaded */
       initialCopy: z
         .object({

@@ -86,7 +86,8 @@ async function runBulk(o: BulkOptions, r: Replicator): Promise<BulkRun> {
       throw new Error(`${r.name}: bulk_t still has ${left} rows on the replica after TRUNCATE`);
     await checkpoint(o.primary, o.replica);
     const slotBefore = await slotStats(c, r);
-    const meter = new CpuMeter(await r.stages());
+    // a streamed transaction may be applied on a replica connection of its own, opened during the run
+    const meter = new CpuMeter(await r.stages(), r.stages);
     const t0 = Number((await c.query<{ t: string }>(`SELECT ${epochMs} AS t`)).rows[0].t);
     await c.query(
       `INSERT INTO bulk_t SELECT g, g % 1000, md5(g::text), clock_timestamp() FROM generate_series(1, ${o.rows}) g`,

@@ -33,18 +33,58 @@ export async function backends(cluster: Cluster, label: string, where: string): 
 
 export class CpuMeter {
   private readonly start = new Map<number, number>();
+  /** the last ticks read of each process (a process that exited keeps its last reading) */
+  private readonly last = new Map<number, number>();
+  private readonly stages: Stage[];
   private readonly t0 = performance.now();
+  private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly stages: Stage[]) {
+  /**
+   * @param discover with it, the stages are looked up again every 100 ms and processes that appear
+   *   during the run are counted too (from their start), e.g. a backend that lives for one transaction;
+   *   the CPU of one that exits is counted up to the last look (at most 100 ms of it is missed)
+   */
+  constructor(stages: Stage[], discover?: () => Promise<Stage[]>) {
+    this.stages = [...stages];
     for (const s of stages) this.start.set(s.pid, cpuTicks(s.pid) ?? 0);
+    if (discover) {
+      let busy = false;
+      this.timer = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        this.sample();
+        discover()
+          .then((found) => {
+            for (const s of found)
+              if (!this.start.has(s.pid)) {
+                this.start.set(s.pid, 0);
+                this.stages.push({ label: `${s.label} (new)`, pid: s.pid });
+              }
+          })
+          .catch(() => undefined)
+          .finally(() => {
+            busy = false;
+          });
+      }, 100);
+    }
+  }
+
+  private sample(): void {
+    for (const s of this.stages) {
+      const t = cpuTicks(s.pid);
+      if (t !== null) this.last.set(s.pid, t);
+    }
   }
 
   /** "label 1.23 s (45 %)" per stage: CPU seconds since the meter started and the share of one core. */
   read(): { label: string; seconds: number; percentOfCore: number }[] {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.sample();
     const wall = (performance.now() - this.t0) / 1000;
     return this.stages.map((s) => {
-      const seconds =
-        ((cpuTicks(s.pid) ?? this.start.get(s.pid) ?? 0) - (this.start.get(s.pid) ?? 0)) / TICKS_PER_SECOND;
+      const start = this.start.get(s.pid) ?? 0;
+      const seconds = ((this.last.get(s.pid) ?? start) - start) / TICKS_PER_SECOND;
       return { label: s.label, seconds, percentOfCore: Math.round((seconds / wall) * 100) };
     });
   }

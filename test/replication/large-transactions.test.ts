@@ -31,7 +31,10 @@ const seed = async (url: string) => {
      CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
      CREATE TABLE sp (id int PRIMARY KEY, part text NOT NULL, v text);
      -- no unique key: a transaction applied twice would show as doubled rows
-     CREATE TABLE hist (tid int, delta int, note text)`,
+     CREATE TABLE hist (tid int, delta int, note text);
+     -- matched by whole rows on the replica: a streamed transaction touching it is applied from the spool
+     CREATE TABLE fullrow (k int NOT NULL, v text);
+     ALTER TABLE fullrow REPLICA IDENTITY FULL`,
   );
 };
 
@@ -50,6 +53,22 @@ function spoolOf(p: Pair): { transactions: number; bytes: number } {
   const st = p.server.sourceStatus().find((x) => x.source === NAME);
   if (!st) throw new Error(`the server has no source ${NAME}`);
   return st.spool;
+}
+
+const APPLIED_WHILE_STREAMING = 'applied a large transaction while it ran on the primary';
+const APPLIED_FROM_SPOOL = 'applied a large transaction streamed while it ran on the primary';
+const GAVE_UP = 'a large transaction is spooled and applied at its commit instead of while it streams';
+
+/** how many server log entries of this file's main pair have this message */
+const logged = (message: string) => pair.serverLog.filter((e) => e.message === message).length;
+
+/** The replica's backend applying a streamed transaction as it arrives, with its transaction's own xid. */
+async function streamApplyBackend(p: Pair): Promise<{ state: string; writing: boolean }[]> {
+  return query<{ state: string; writing: boolean }>(
+    p.replicaUrl,
+    `SELECT state, backend_xid IS NOT NULL AS writing FROM pg_stat_activity
+      WHERE application_name = 'pgferry-stream-apply' AND datname = current_database()`,
+  );
 }
 
 interface SlotStats {
@@ -191,8 +210,12 @@ async function interleavedLargeTransaction(p: Pair, name: string, streamed: bool
     // the small transactions (and the ticks, committed after whatever was streamed) are applied ...
     await waitUntilTablesEqual(p, ['public.small', 'public.ticks']);
     expect(await count(p.replicaUrl, `small WHERE v LIKE 'committed inside c1%'`)).toBe(6);
-    // ... and nothing of the open transaction is
+    // ... and nothing of the open transaction is visible, although (streamed) the replica is writing it in
+    // a transaction of its own that stays open until the primary's commit
     expect(await count(p.replicaUrl, `big WHERE grp = 'c1'`)).toBe(0);
+    expect(await streamApplyBackend(p)).toEqual(
+      streamed ? [{ state: 'idle in transaction', writing: true }] : [],
+    );
 
     await large.query('COMMIT');
   } finally {
@@ -222,7 +245,11 @@ async function interleavedLargeTransaction(p: Pair, name: string, streamed: bool
 }
 
 it('streams a large transaction while small ones commit beside it: they reach the replica first, its rows only at its commit', async () => {
+  const applied = logged(APPLIED_WHILE_STREAMING);
   await interleavedLargeTransaction(pair, NAME, true);
+  // applied as it arrived; at the commit only the commit itself was left
+  expect(logged(APPLIED_WHILE_STREAMING)).toBe(applied + 1);
+  expect(await streamApplyBackend(pair)).toEqual([]);
 });
 
 it('applies nothing of a large transaction that was streamed and then rolled back; later ones still apply', async () => {
@@ -262,6 +289,7 @@ it('applies nothing of a large transaction that was streamed and then rolled bac
 
 it('drops exactly the rolled-back savepoints of a streamed transaction, nested ones included', async () => {
   const before = await slotStats(pair, NAME);
+  const applied = logged(APPLIED_WHILE_STREAMING);
   const tx = await begin(pair.primaryUrl);
   try {
     await tx.query(spRows('A', 1, 1000));
@@ -317,6 +345,96 @@ it('drops exactly the rolled-back savepoints of a streamed transaction, nested o
     (s) => s.streamTxns >= before.streamTxns + 2,
   );
   expect(after.streamTxns).toBeGreaterThanOrEqual(before.streamTxns + 2);
+  // both were applied while they streamed: the rollbacks went to savepoints on the replica
+  expect(logged(APPLIED_WHILE_STREAMING)).toBe(applied + 2);
+});
+
+it('applies from the spool at its commit a streamed transaction that touches a table matched by whole rows, even after part of it was applied early', async () => {
+  await query(pair.primaryUrl, `INSERT INTO fullrow SELECT g, 'v' || g FROM generate_series(1, 100) g`);
+  await waitUntilTablesEqual(pair, ['public.fullrow']);
+  const before = await slotStats(pair, NAME);
+  const [applied, fromSpool, gaveUp] = [
+    logged(APPLIED_WHILE_STREAMING),
+    logged(APPLIED_FROM_SPOOL),
+    logged(GAVE_UP),
+  ];
+  const large = await begin(pair.primaryUrl);
+  try {
+    // first a part that is applied as it streams ...
+    await large.query(
+      `INSERT INTO big (id, grp, v) SELECT g, 'c5', 'c5 row ' || g FROM generate_series(400001, 404000) g`,
+    );
+    await waitForSlotStats(
+      pair,
+      NAME,
+      'the primary to stream the first part',
+      (s) => s.streamBytes > before.streamBytes,
+    );
+    await waitFor(
+      'the replica to write the first part',
+      async () => (await streamApplyBackend(pair)).length === 1,
+    );
+    // ... then changes the replica can only match by whole rows: that replica transaction is given up
+    await large.query(`UPDATE fullrow SET v = v || ' c5' WHERE k % 2 = 0`);
+    await large.query(`DELETE FROM fullrow WHERE k % 5 = 0`);
+    await large.query(
+      `INSERT INTO big (id, grp, v) SELECT g, 'c5', 'c5 row ' || g FROM generate_series(404001, 408000) g`,
+    );
+    await waitFor('the server to give up applying it early', () => logged(GAVE_UP) > gaveUp);
+    expect(await streamApplyBackend(pair)).toEqual([]);
+    expect(await count(pair.replicaUrl, `big WHERE grp = 'c5'`)).toBe(0);
+    await large.query('COMMIT');
+  } finally {
+    await large.end();
+  }
+  await waitUntilEqual(pair.primaryUrl, pair.replicaUrl, 30_000);
+  expect(await count(pair.replicaUrl, `big WHERE grp = 'c5'`)).toBe(8000);
+  expect(await count(pair.replicaUrl, `fullrow WHERE v LIKE '% c5'`)).toBe(40);
+  expect(await count(pair.replicaUrl, 'fullrow')).toBe(80);
+  expect(logged(APPLIED_FROM_SPOOL)).toBe(fromSpool + 1);
+  expect(logged(APPLIED_WHILE_STREAMING)).toBe(applied);
+  const reason = pair.serverLog.filter((e) => e.message === GAVE_UP).at(-1)?.reason;
+  expect(reason).toBe('table public.fullrow has no usable key');
+});
+
+it('falls back to the spool when the replica connection applying a streamed transaction dies in its middle', async () => {
+  const before = await slotStats(pair, NAME);
+  const [fromSpool, gaveUp] = [logged(APPLIED_FROM_SPOOL), logged(GAVE_UP)];
+  const large = await begin(pair.primaryUrl);
+  try {
+    await large.query(
+      `INSERT INTO big (id, grp, v) SELECT g, 'c6', 'c6 row ' || g FROM generate_series(500001, 504000) g`,
+    );
+    await waitForSlotStats(
+      pair,
+      NAME,
+      'the primary to stream the first part',
+      (s) => s.streamBytes > before.streamBytes,
+    );
+    await waitFor(
+      'the replica to write the first part',
+      async () => (await streamApplyBackend(pair)).length === 1,
+    );
+    await query(
+      pair.replicaUrl,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgferry-stream-apply'`,
+    );
+    await large.query(`UPDATE big SET v = v || ' updated' WHERE grp = 'c6' AND id % 3 = 0`);
+    await large.query(
+      `INSERT INTO big (id, grp, v) SELECT g, 'c6', 'c6 row ' || g FROM generate_series(504001, 508000) g`,
+    );
+    // (the server notices at its next round trip on that connection: at the latest, the commit)
+    await large.query('COMMIT');
+  } finally {
+    await large.end();
+  }
+  await waitUntilEqual(pair.primaryUrl, pair.replicaUrl, 30_000);
+  expect(logged(GAVE_UP)).toBe(gaveUp + 1);
+  expect(await count(pair.replicaUrl, `big WHERE grp = 'c6'`)).toBe(8000);
+  expect(await count(pair.replicaUrl, `big WHERE grp = 'c6' AND v LIKE '% updated'`)).toBe(1334);
+  expect(logged(APPLIED_FROM_SPOOL)).toBe(fromSpool + 1);
+  // the source's own apply connection was not touched
+  expect(pair.server.sourceStatus().find((x) => x.source === NAME)?.connected).toBe(true);
 });
 
 it('neither loses nor doubles a streamed transaction when the agent restarts in its middle', async () => {
