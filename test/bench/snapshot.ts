@@ -102,6 +102,9 @@ function service(url: string, dir: string, stateDir: string): SnapshotService {
   });
 }
 
+/** per-run seconds, for the row's notes */
+const seconds = (xs: number[]) => xs.map((x) => x.toFixed(2)).join('/');
+
 export async function benchSnapshot(opts: {
   scale: number;
   runs: number;
@@ -176,7 +179,7 @@ export async function benchSnapshot(opts: {
         target: 1,
         higherIsBetter: false,
         runs,
-        notes: `${tables} tables; pgferry ${formatBytes(snapshotBytes)} (gzip 1, 2 copy connections, tables split on 4+ cores only, fsync, verified), pg_dump ${formatBytes(dumpBytes)}`,
+        notes: `${tables} tables; pgferry ${formatBytes(snapshotBytes)} (gzip 1, 2 copy connections, tables split on 4+ cores only, fsync, verified), pg_dump ${formatBytes(dumpBytes)}; s pgferry ${seconds(full)}, pg_dump ${seconds(dump)}`,
       }),
       makeRow({
         name: `incremental snapshot, 1 of ${tables} tables changed`,
@@ -187,7 +190,7 @@ export async function benchSnapshot(opts: {
         target: 10,
         higherIsBetter: false,
         runs,
-        notes: `${written} table written (${CHANGED_TABLE}), ${formatBytes(writtenBytes)} new; target 10 = at most 0.1x a full snapshot's time`,
+        notes: `${written} table written (${CHANGED_TABLE}), ${formatBytes(writtenBytes)} new; s ${seconds(incremental)}; target 10 = at most 0.1x a full snapshot's time`,
       }),
     ];
   } finally {
