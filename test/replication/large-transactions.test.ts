@@ -437,6 +437,40 @@ it('falls back to the spool when the replica connection applying a streamed tran
   expect(pair.server.sourceStatus().find((x) => x.source === NAME)?.connected).toBe(true);
 });
 
+it('gives up applying early when a replica session holds a row it must change, and applies from the spool once the row is free', async () => {
+  await query(pair.primaryUrl, `INSERT INTO big (id, grp, v) VALUES (600000, 'c7', 'locked on the replica')`);
+  await waitFor(
+    'the row to reach the replica',
+    async () => (await count(pair.replicaUrl, `big WHERE id = 600000`)) === 1,
+  );
+  const [fromSpool, gaveUp] = [logged(APPLIED_FROM_SPOOL), logged(GAVE_UP)];
+  const holder = await begin(pair.replicaUrl);
+  try {
+    await holder.query('SELECT * FROM big WHERE id = 600000 FOR UPDATE');
+    const large = await begin(pair.primaryUrl);
+    try {
+      await large.query(
+        `INSERT INTO big (id, grp, v) SELECT g, 'c7', 'c7 row ' || g FROM generate_series(600001, 604000) g`,
+      );
+      await large.query(`UPDATE big SET v = 'changed by c7' WHERE id = 600000`);
+      await large.query('COMMIT');
+    } finally {
+      await large.end();
+    }
+    // the early path waits lock_timeout, gives up; the spool's replay then waits for the row like any apply
+    await waitFor('the server to give up applying it early', () => logged(GAVE_UP) > gaveUp, 20_000);
+    expect(pair.serverLog.filter((e) => e.message === GAVE_UP).at(-1)?.reason).toMatch(/lock timeout/);
+    expect(await count(pair.replicaUrl, `big WHERE grp = 'c7'`)).toBe(1);
+  } finally {
+    await holder.query('ROLLBACK');
+    await holder.end();
+  }
+  await waitUntilEqual(pair.primaryUrl, pair.replicaUrl, 30_000);
+  expect(await count(pair.replicaUrl, `big WHERE grp = 'c7'`)).toBe(4001);
+  expect(await count(pair.replicaUrl, `big WHERE id = 600000 AND v = 'changed by c7'`)).toBe(1);
+  expect(logged(APPLIED_FROM_SPOOL)).toBe(fromSpool + 1);
+});
+
 it('neither loses nor doubles a streamed transaction when the agent restarts in its middle', async () => {
   const before = await slotStats(pair, NAME);
   const large = await begin(pair.primaryUrl);
