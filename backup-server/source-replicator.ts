@@ -554,14 +554,16 @@ export class SourceReplicator {
         const a = this.need(this.applier, 'streamCommit');
         const spooled = this.spool.bytesOf(m.xid);
         const started = Date.now();
-        if (await this.commitStreamApplied(a, m)) {
-          this.log.info('applied a large transaction while it ran on the primary', {
+        const applied = (message: string) =>
+          this.log.info(message, {
             source: this.settings.name,
             xid: m.xid,
             commitLsn: m.commitLsn,
             spooledMegabytes: Math.round(spooled / 1e5) / 10,
             secondsAfterCommit: (Date.now() - started) / 1000,
           });
+        if (await this.commitStreamApplied(a, m)) {
+          applied('applied a large transaction while it ran on the primary');
           return;
         }
         await a.apply([{ k: 'B', commitLsn: m.commitLsn, xid: m.xid }]);
@@ -579,13 +581,7 @@ export class SourceReplicator {
           await a.apply(items);
         }
         await a.apply([{ k: 'C', endLsn: m.endLsn, commitTime: m.commitTime }]);
-        this.log.info('applied a large transaction streamed while it ran on the primary', {
-          source: this.settings.name,
-          xid: m.xid,
-          commitLsn: m.commitLsn,
-          spooledMegabytes: Math.round(spooled / 1e5) / 10,
-          seconds: (Date.now() - started) / 1000,
-        });
+        applied('applied a large transaction streamed while it ran on the primary');
         return;
       }
       case 'sequences': {

@@ -349,10 +349,30 @@ it('drops exactly the rolled-back savepoints of a streamed transaction, nested o
   expect(logged(APPLIED_WHILE_STREAMING)).toBe(applied + 2);
 });
 
+/**
+ * In open transaction `large`: 4,000 rows of group `grp` from id `from`, streamed by the primary and being
+ * written by the replica's early-apply connection when this returns.
+ */
+async function firstPartApplying(large: Client, grp: string, from: number): Promise<void> {
+  const before = await slotStats(pair, NAME);
+  await large.query(
+    `INSERT INTO big (id, grp, v) SELECT g, '${grp}', '${grp} row ' || g FROM generate_series(${from}, ${from + 3999}) g`,
+  );
+  await waitForSlotStats(
+    pair,
+    NAME,
+    'the primary to stream the first part',
+    (s) => s.streamBytes > before.streamBytes,
+  );
+  await waitFor(
+    'the replica to write the first part',
+    async () => (await streamApplyBackend(pair)).length === 1,
+  );
+}
+
 it('applies from the spool at its commit a streamed transaction that touches a table matched by whole rows, even after part of it was applied early', async () => {
   await query(pair.primaryUrl, `INSERT INTO fullrow SELECT g, 'v' || g FROM generate_series(1, 100) g`);
   await waitUntilTablesEqual(pair, ['public.fullrow']);
-  const before = await slotStats(pair, NAME);
   const [applied, fromSpool, gaveUp] = [
     logged(APPLIED_WHILE_STREAMING),
     logged(APPLIED_FROM_SPOOL),
@@ -361,19 +381,7 @@ it('applies from the spool at its commit a streamed transaction that touches a t
   const large = await begin(pair.primaryUrl);
   try {
     // first a part that is applied as it streams ...
-    await large.query(
-      `INSERT INTO big (id, grp, v) SELECT g, 'c5', 'c5 row ' || g FROM generate_series(400001, 404000) g`,
-    );
-    await waitForSlotStats(
-      pair,
-      NAME,
-      'the primary to stream the first part',
-      (s) => s.streamBytes > before.streamBytes,
-    );
-    await waitFor(
-      'the replica to write the first part',
-      async () => (await streamApplyBackend(pair)).length === 1,
-    );
+    await firstPartApplying(large, 'c5', 400001);
     // ... then changes the replica can only match by whole rows: that replica transaction is given up
     await large.query(`UPDATE fullrow SET v = v || ' c5' WHERE k % 2 = 0`);
     await large.query(`DELETE FROM fullrow WHERE k % 5 = 0`);
@@ -398,23 +406,10 @@ it('applies from the spool at its commit a streamed transaction that touches a t
 });
 
 it('falls back to the spool when the replica connection applying a streamed transaction dies in its middle', async () => {
-  const before = await slotStats(pair, NAME);
   const [fromSpool, gaveUp] = [logged(APPLIED_FROM_SPOOL), logged(GAVE_UP)];
   const large = await begin(pair.primaryUrl);
   try {
-    await large.query(
-      `INSERT INTO big (id, grp, v) SELECT g, 'c6', 'c6 row ' || g FROM generate_series(500001, 504000) g`,
-    );
-    await waitForSlotStats(
-      pair,
-      NAME,
-      'the primary to stream the first part',
-      (s) => s.streamBytes > before.streamBytes,
-    );
-    await waitFor(
-      'the replica to write the first part',
-      async () => (await streamApplyBackend(pair)).length === 1,
-    );
+    await firstPartApplying(large, 'c6', 500001);
     await query(
       pair.replicaUrl,
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgferry-stream-apply'`,
