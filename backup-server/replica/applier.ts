@@ -51,8 +51,8 @@ const COPY_MIN_ROWS = 10;
 const FLUSH_POLL_MS = 20;
 
 /** the primary's DDL capture table (see agent/ddl-capture.ts): its inserts are replayed, not stored */
-const DDL_SCHEMA = 'pgferry';
-const DDL_TABLE = 'ddl_log';
+export const DDL_SCHEMA = 'pgferry';
+export const DDL_TABLE = 'ddl_log';
 
 export interface ApplierOptions {
   maxGroupTransactions: number;

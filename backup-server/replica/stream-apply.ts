@@ -5,10 +5,11 @@
  * apply.
  *
  * It is an optimisation over the spool, never a replacement: the spool is still written (transaction-spool.ts),
- * and whenever this path gives up (a table without a usable key, a schema change, too many savepoints, any
- * error on its connection, a lock it waits for) its transaction is rolled back and the spool is replayed at
- * the commit as before. Nothing of it is visible before the source's commit, since the replica transaction
- * commits only then.
+ * and whenever this path gives up (a table without a usable key, a schema change or a TRUNCATE, too many
+ * savepoints, any error on its connection, a lock it waits for) its transaction is rolled back and the spool
+ * is replayed at the commit as before. Nothing of it is visible before the source's commit, since the replica
+ * transaction commits only then. A COMMIT whose answer is lost may still have committed: the caller waits
+ * for the backend to end and reads the replica's applied position before replaying anything.
  *
  * Locks: the replica transaction holds the row locks of the primary's open transaction, so another source
  * transaction that touches them could not have committed on the primary before it; the caller commits its
@@ -24,12 +25,9 @@ import { describeError } from '../../shared/errors';
 import { parseLsn } from '../../shared/lsn';
 import type { Change, RelationInfo } from '../../shared/protocol/messages';
 import { closeQuietly } from '../../shared/pg-close';
-import { Applier, type HandOff } from './applier';
+import { Applier, DDL_SCHEMA, DDL_TABLE, type HandOff } from './applier';
 import { connectReplica } from './database';
 
-/** the primary's DDL capture table (agent/ddl-capture.ts): a schema change goes the spool's way */
-const DDL_SCHEMA = 'pgferry';
-const DDL_TABLE = 'ddl_log';
 /** beyond PostgreSQL's per-backend subtransaction cache, every snapshot on the replica gets slower */
 const MAX_SAVEPOINTS = 64;
 /** a wait for a lock longer than this gives up this path (the spool replays the transaction at its commit) */
@@ -97,6 +95,7 @@ export class StreamApply {
   }
 
   async relation(info: RelationInfo): Promise<void> {
+    // the primary's DDL capture table: a schema change goes the spool's way
     if (info.schema === DDL_SCHEMA && info.name === DDL_TABLE)
       return this.giveUp('the transaction changes the schema');
     if (info.replicaIdentity === 'full' || info.replicaIdentity === 'nothing')
