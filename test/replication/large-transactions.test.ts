@@ -466,6 +466,35 @@ it('gives up applying early when a replica session holds a row it must change, a
   expect(logged(APPLIED_FROM_SPOOL)).toBe(fromSpool + 1);
 });
 
+it('gives up applying early at a schema change inside a streamed transaction, and applies it whole from the spool', async () => {
+  const [applied, fromSpool, gaveUp] = [
+    logged(APPLIED_WHILE_STREAMING),
+    logged(APPLIED_FROM_SPOOL),
+    logged(GAVE_UP),
+  ];
+  const large = await begin(pair.primaryUrl);
+  try {
+    await firstPartApplying(large, 'c8', 700001);
+    await large.query('ALTER TABLE big ADD COLUMN extra text');
+    await large.query(`UPDATE big SET extra = 'e' || id WHERE grp = 'c8' AND id % 2 = 0`);
+    await large.query(
+      `INSERT INTO big (id, grp, v, extra) SELECT g, 'c8', 'c8 row ' || g, 'new ' || g FROM generate_series(704001, 706000) g`,
+    );
+    await large.query('COMMIT');
+  } finally {
+    await large.end();
+  }
+  await waitUntilEqual(pair.primaryUrl, pair.replicaUrl, 30_000);
+  expect(await count(pair.replicaUrl, `big WHERE grp = 'c8'`)).toBe(6000);
+  expect(await count(pair.replicaUrl, `big WHERE grp = 'c8' AND extra IS NOT NULL`)).toBe(4000);
+  expect(pair.serverLog.filter((e) => e.message === GAVE_UP).at(-1)?.reason).toBe(
+    'the transaction changes the schema',
+  );
+  expect(logged(GAVE_UP)).toBe(gaveUp + 1);
+  expect(logged(APPLIED_FROM_SPOOL)).toBe(fromSpool + 1);
+  expect(logged(APPLIED_WHILE_STREAMING)).toBe(applied);
+});
+
 it('neither loses nor doubles a streamed transaction when the agent restarts in its middle', async () => {
   const before = await slotStats(pair, NAME);
   const large = await begin(pair.primaryUrl);
