@@ -5,7 +5,8 @@
  * apply.
  *
  * It is an optimisation over the spool, never a replacement: the spool is still written (transaction-spool.ts),
- * and whenever this path gives up (a table without a usable key, a schema change or a TRUNCATE, too many
+ * and whenever this path gives up (an update or delete in a table without a usable key, a schema change or
+ * a TRUNCATE, too many
  * savepoints, any error on its connection, a lock it waits for) its transaction is rolled back and the spool
  * is replayed at the commit as before. Nothing of it is visible before the source's commit, since the replica
  * transaction commits only then. A COMMIT whose answer is lost may still have committed: the caller waits
@@ -39,6 +40,8 @@ export type GiveUp = (reason: string) => void;
 
 export class StreamApply {
   private savepoints: number[] = [];
+  /** relations whose rows the replica matches by whole rows (identity full or nothing), by id */
+  private readonly keyless = new Map<number, string>();
   private dead: string | null = null;
   /** the COMMIT was sent: if it failed, whether it took effect is for the replica's state to say */
   private commitSent = false;
@@ -98,14 +101,24 @@ export class StreamApply {
     // the primary's DDL capture table: a schema change goes the spool's way
     if (info.schema === DDL_SCHEMA && info.name === DDL_TABLE)
       return this.giveUp('the transaction changes the schema');
+    // inserts into such a table are fine; its updates and deletes (matched by whole rows) are not
     if (info.replicaIdentity === 'full' || info.replicaIdentity === 'nothing')
-      return this.giveUp(`table ${info.schema}.${info.name} has no usable key`);
+      this.keyless.set(info.relid, `${info.schema}.${info.name}`);
+    else this.keyless.delete(info.relid);
     await this.guard(() => this.applier.setRelation(info));
   }
 
   async changes(subxid: number, items: Change[]): Promise<void> {
-    // a TRUNCATE's lock would stop snapshots of the replica until the commit: the spool's way
-    if (items.some((c) => c.k === 'T')) return this.giveUp('the transaction truncates a table');
+    for (const c of items) {
+      // a TRUNCATE's lock would stop snapshots of the replica until the commit: the spool's way
+      if (c.k === 'T') return this.giveUp('the transaction truncates a table');
+      // matched by whole rows, the replica could lock another of several equal rows than the primary did,
+      // and wait for a later transaction's lock: the spool's way
+      if (c.k === 'U' || c.k === 'D') {
+        const table = this.keyless.get(c.r);
+        if (table) return this.giveUp(`table ${table} has no usable key`);
+      }
+    }
     await this.guard(async () => {
       if (subxid !== this.xid && !this.savepoints.includes(subxid)) {
         if (this.savepoints.length >= MAX_SAVEPOINTS) {

@@ -370,6 +370,20 @@ async function firstPartApplying(large: Client, grp: string, from: number): Prom
   );
 }
 
+it('applies early a streamed transaction that only inserts into a table without a key', async () => {
+  const applied = logged(APPLIED_WHILE_STREAMING);
+  const before = await count(pair.primaryUrl, 'hist');
+  await query(
+    pair.primaryUrl,
+    `INSERT INTO hist (tid, delta, note) SELECT g % 10, g, 'keyless ' || g FROM generate_series(1, 5000) g`,
+  );
+  await waitUntilTablesEqual(pair, ['public.hist']);
+  expect(await count(pair.replicaUrl, 'hist')).toBe(before + 5000);
+  expect(logged(APPLIED_WHILE_STREAMING)).toBe(applied + 1);
+  await query(pair.primaryUrl, `DELETE FROM hist WHERE note LIKE 'keyless %'`);
+  await waitUntilTablesEqual(pair, ['public.hist']);
+});
+
 it('applies from the spool at its commit a streamed transaction that touches a table matched by whole rows, even after part of it was applied early', async () => {
   await query(pair.primaryUrl, `INSERT INTO fullrow SELECT g, 'v' || g FROM generate_series(1, 100) g`);
   await waitUntilTablesEqual(pair, ['public.fullrow']);
