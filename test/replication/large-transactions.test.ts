@@ -7,6 +7,7 @@
  * replica ends equal to the primary, and pg_stat_replication_slots proves the primary did stream.
  */
 import { Client } from 'pg';
+import { Applier } from '../../backup-server/replica/applier';
 import type { Agent } from '../../agent/agent';
 import { query, sharedClusters, tableHash, waitFor } from '../harness/db';
 import { tablesDiffer, waitUntilEqual } from '../support/compare';
@@ -381,6 +382,42 @@ it('applies early a streamed transaction that only inserts into a table without 
   expect(await count(pair.replicaUrl, 'hist')).toBe(before + 5000);
   expect(logged(APPLIED_WHILE_STREAMING)).toBe(applied + 1);
   await query(pair.primaryUrl, `DELETE FROM hist WHERE note LIKE 'keyless %'`);
+  await waitUntilTablesEqual(pair, ['public.hist']);
+});
+
+it('does not apply a streamed transaction twice when its early commit happened but the answer was lost', async () => {
+  const [applied, fromSpool, gaveUp] = [
+    logged(APPLIED_WHILE_STREAMING),
+    logged(APPLIED_FROM_SPOOL),
+    logged(GAVE_UP),
+  ];
+  const before = await count(pair.primaryUrl, 'hist');
+  // the early connection's commit reaches the replica, then its answer is "lost"
+  const real = Applier.prototype.commitForHandOff;
+  const spy = jest.spyOn(Applier.prototype, 'commitForHandOff').mockImplementation(async function (
+    this: Applier,
+  ) {
+    await real.call(this);
+    throw new Error('the connection was lost after COMMIT');
+  });
+  try {
+    await query(
+      pair.primaryUrl,
+      `INSERT INTO hist (tid, delta, note) SELECT g % 10, g, 'lost answer ' || g FROM generate_series(1, 5000) g`,
+    );
+    await waitFor('the server to give up on the commit', () => logged(GAVE_UP) > gaveUp);
+  } finally {
+    spy.mockRestore();
+  }
+  await query(pair.primaryUrl, `INSERT INTO small (v) VALUES ('after the lost answer')`);
+  await waitUntilTablesEqual(pair, ['public.hist', 'public.small']);
+  // once: the replica's applied position showed the commit had happened, so the spool was not replayed
+  expect(await count(pair.replicaUrl, `hist WHERE note LIKE 'lost answer %'`)).toBe(5000);
+  expect(await count(pair.replicaUrl, 'hist')).toBe(before + 5000);
+  expect(logged(APPLIED_FROM_SPOOL)).toBe(fromSpool);
+  expect(logged(APPLIED_WHILE_STREAMING)).toBe(applied + 1);
+  expect(pair.serverLog.filter((e) => e.message === GAVE_UP).at(-1)?.reason).toMatch(/lost after COMMIT/);
+  await query(pair.primaryUrl, `DELETE FROM hist WHERE note LIKE 'lost answer %'`);
   await waitUntilTablesEqual(pair, ['public.hist']);
 });
 
