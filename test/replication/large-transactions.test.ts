@@ -62,6 +62,8 @@ const GAVE_UP = 'a large transaction is spooled and applied at its commit instea
 
 /** how many server log entries of this file's main pair have this message */
 const logged = (message: string) => pair.serverLog.filter((e) => e.message === message).length;
+/** [applied early, applied from the spool, early path given up] so far */
+const logCounts = () => [logged(APPLIED_WHILE_STREAMING), logged(APPLIED_FROM_SPOOL), logged(GAVE_UP)];
 
 /** The replica's backend applying a streamed transaction as it arrives, with its transaction's own xid. */
 async function streamApplyBackend(p: Pair): Promise<{ state: string; writing: boolean }[]> {
@@ -386,11 +388,7 @@ it('applies early a streamed transaction that only inserts into a table without 
 });
 
 it('does not apply a streamed transaction twice when its early commit happened but the answer was lost', async () => {
-  const [applied, fromSpool, gaveUp] = [
-    logged(APPLIED_WHILE_STREAMING),
-    logged(APPLIED_FROM_SPOOL),
-    logged(GAVE_UP),
-  ];
+  const [applied, fromSpool, gaveUp] = logCounts();
   const before = await count(pair.primaryUrl, 'hist');
   // the early connection's commit reaches the replica, then its answer is "lost"
   const real = Applier.prototype.commitForHandOff;
@@ -424,11 +422,7 @@ it('does not apply a streamed transaction twice when its early commit happened b
 it('applies from the spool at its commit a streamed transaction that touches a table matched by whole rows, even after part of it was applied early', async () => {
   await query(pair.primaryUrl, `INSERT INTO fullrow SELECT g, 'v' || g FROM generate_series(1, 100) g`);
   await waitUntilTablesEqual(pair, ['public.fullrow']);
-  const [applied, fromSpool, gaveUp] = [
-    logged(APPLIED_WHILE_STREAMING),
-    logged(APPLIED_FROM_SPOOL),
-    logged(GAVE_UP),
-  ];
+  const [applied, fromSpool, gaveUp] = logCounts();
   const large = await begin(pair.primaryUrl);
   try {
     // first a part that is applied as it streams ...
@@ -518,11 +512,7 @@ it('gives up applying early when a replica session holds a row it must change, a
 });
 
 it('gives up applying early at a schema change inside a streamed transaction, and applies it whole from the spool', async () => {
-  const [applied, fromSpool, gaveUp] = [
-    logged(APPLIED_WHILE_STREAMING),
-    logged(APPLIED_FROM_SPOOL),
-    logged(GAVE_UP),
-  ];
+  const [applied, fromSpool, gaveUp] = logCounts();
   const large = await begin(pair.primaryUrl);
   try {
     await firstPartApplying(large, 'c8', 700001);
