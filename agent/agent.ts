@@ -44,6 +44,8 @@ export class Agent {
   private conn: AgentConn | null = null;
   private stream: ChangeStream | null = null;
   private monitor: Client | null = null;
+  /** the end of the last turn on the monitor connection (see withMonitor) */
+  private monitorTurn: Promise<unknown> = Promise.resolve();
   private watchTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private sequencesTimer: NodeJS.Timeout | null = null;
@@ -98,6 +100,8 @@ export class Agent {
     await this.stream?.stop();
     if (conn) await conn.end();
     await this.running?.catch(() => undefined);
+    // a check that started before the timers stopped finishes first (else it would connect again)
+    await this.monitorTurn;
     await closeQuietly(this.monitor);
     this.monitor = null;
   }
@@ -141,6 +145,17 @@ export class Agent {
       await this.sleep(delay);
       delay = Math.min(delay * 2, this.cfg.reconnect.maxDelayMs);
     }
+  }
+
+  /**
+   * Runs `fn` with the monitor connection, one caller at a time: the WAL check, the sequence sync and the
+   * schema report come from their own timers, and a query started while another runs is deprecated in pg
+   * (refused from pg 9).
+   */
+  private withMonitor<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+    const run = this.monitorTurn.then(async () => fn(await this.getMonitor()));
+    this.monitorTurn = run.catch(() => undefined);
+    return run;
   }
 
   private async getMonitor(): Promise<Client> {
@@ -418,9 +433,10 @@ export class Agent {
     const conn = this.conn;
     if (!conn || conn.isClosed || this.st.phase !== 'streaming') return;
     try {
-      const monitor = await this.getMonitor();
-      const sequences = await readSequences(monitor);
-      const schema = requestId ? await this.schemaReport(monitor) : undefined;
+      const { sequences, schema } = await this.withMonitor(async (monitor) => ({
+        sequences: await readSequences(monitor),
+        schema: requestId ? await this.schemaReport(monitor) : undefined,
+      }));
       await conn.send({ tag: 'sequences', requestId, sequences, ...(schema ? { schema } : {}) });
       if (schema) await this.stream?.ping();
     } catch (e) {
@@ -438,7 +454,7 @@ export class Agent {
     const conn = this.conn;
     if (!conn || conn.isClosed || this.st.phase !== 'streaming') return;
     try {
-      const schema = await this.schemaReport(await this.getMonitor());
+      const schema = await this.withMonitor((c) => this.schemaReport(c));
       await conn.send({ tag: 'schema', schema });
       await this.stream?.ping();
     } catch (e) {
@@ -463,31 +479,32 @@ export class Agent {
   private async watch(): Promise<void> {
     if (this.stopping) return;
     try {
-      const c = await this.getMonitor();
-      const s = await slotInfo(c, this.cfg.source.slot);
-      this.st.slotExists = s.exists;
-      this.st.retainedWalBytes = s.retainedWalBytes;
-      this.st.currentWalLsn = s.currentWalLsn;
-      if (this.st.phase === 'streaming') await ensureReplicaIdentities(c, this.log);
-      if (
-        s.exists &&
-        s.retainedWalBytes !== null &&
-        s.retainedWalBytes > this.cfg.maxRetainedWalBytes &&
-        this.st.phase !== 'initial-copy'
-      ) {
-        this.log.error(
-          'DROPPING THE REPLICATION SLOT: it retains more WAL than allowed; a full resync follows when the backup server is reachable',
-          {
-            slot: this.cfg.source.slot,
-            retainedWalBytes: s.retainedWalBytes,
-            maxRetainedWalBytes: this.cfg.maxRetainedWalBytes,
-          },
-        );
-        await this.stream?.stop();
-        await dropSlot(c, this.cfg.source.slot);
-        this.st.slotExists = false;
-        this.st.slotDroppedAt = new Date().toISOString();
-      }
+      await this.withMonitor(async (c) => {
+        const s = await slotInfo(c, this.cfg.source.slot);
+        this.st.slotExists = s.exists;
+        this.st.retainedWalBytes = s.retainedWalBytes;
+        this.st.currentWalLsn = s.currentWalLsn;
+        if (this.st.phase === 'streaming') await ensureReplicaIdentities(c, this.log);
+        if (
+          s.exists &&
+          s.retainedWalBytes !== null &&
+          s.retainedWalBytes > this.cfg.maxRetainedWalBytes &&
+          this.st.phase !== 'initial-copy'
+        ) {
+          this.log.error(
+            'DROPPING THE REPLICATION SLOT: it retains more WAL than allowed; a full resync follows when the backup server is reachable',
+            {
+              slot: this.cfg.source.slot,
+              retainedWalBytes: s.retainedWalBytes,
+              maxRetainedWalBytes: this.cfg.maxRetainedWalBytes,
+            },
+          );
+          await this.stream?.stop();
+          await dropSlot(c, this.cfg.source.slot);
+          this.st.slotExists = false;
+          this.st.slotDroppedAt = new Date().toISOString();
+        }
+      });
     } catch (e) {
       this.log.warn('could not check the primary', { error: describeError(e) });
       await closeQuietly(this.monitor);
