@@ -9,6 +9,7 @@ import { describeError, isPgferryError, PgferryError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { formatLsn, type Lsn, parseLsn } from '../shared/lsn';
 import { decodeChanges } from '../shared/protocol/change-codec';
+import { WAL_POSITION } from './replica/apply-statements';
 import { StreamApply } from './replica/stream-apply';
 import { TransactionSpool } from './replica/transaction-spool';
 import type { FramedConnection } from '../shared/protocol/connection';
@@ -339,31 +340,28 @@ export class SourceReplicator {
       this.streamApply = null;
       s = null;
     }
-    if (!s) {
-      if (!first) return null;
-      await a.commitGroup();
-      s = await StreamApply.open(
-        this.settings.replicaUrl,
-        xid,
-        {
-          maxBatchBytes: this.applierOptions.maxBatchBytes,
-          maxInsertRows: this.applierOptions.maxInsertRows,
-        },
-        (reason) =>
-          this.log.info(
-            'a large transaction is spooled and applied at its commit instead of while it streams',
-            {
-              source: this.settings.name,
-              xid,
-              reason,
-            },
-          ),
-      );
-      this.streamApply = s;
-      return s;
-    }
-    if (s.xid !== xid || !s.alive) return null;
+    if (s ? s.xid !== xid || !s.alive : !first) return null;
+    // the early transaction must never wait for a lock of the open group
     await a.commitGroup();
+    if (s) return s;
+    s = await StreamApply.open(
+      this.settings.replicaUrl,
+      xid,
+      {
+        maxBatchBytes: this.applierOptions.maxBatchBytes,
+        maxInsertRows: this.applierOptions.maxInsertRows,
+      },
+      (reason) =>
+        this.log.info(
+          'a large transaction is spooled and applied at its commit instead of while it streams',
+          {
+            source: this.settings.name,
+            xid,
+            reason,
+          },
+        ),
+    );
+    this.streamApply = s;
     return s;
   }
 
@@ -386,12 +384,15 @@ export class SourceReplicator {
       const end = parseLsn(m.endLsn);
       // a commit whose answer was lost may have committed: replaying the spool would apply it twice
       if (!s.commitUncertain || (await this.committedElsewhere(s.backendPid)) < end) return false;
-      const wal = await this.need(this.client, 'the replica connection').query<{ i: string; f: string }>(
-        'SELECT pg_current_wal_insert_lsn()::text AS i, pg_current_wal_flush_lsn()::text AS f',
-      );
+      const [[inserted, flushed]] = (
+        await this.need(this.client, 'the replica connection').query<[string, string]>({
+          text: WAL_POSITION.text,
+          rowMode: 'array',
+        })
+      ).rows;
       a.adoptCommit({
         end,
-        wal: { inserted: parseLsn(wal.rows[0].i), flushed: parseLsn(wal.rows[0].f) },
+        wal: { inserted: parseLsn(inserted), flushed: parseLsn(flushed) },
         transactions: 1,
         rows: 0,
         lastCommitTime: null,
@@ -560,7 +561,7 @@ export class SourceReplicator {
             xid: m.xid,
             commitLsn: m.commitLsn,
             spooledMegabytes: Math.round(spooled / 1e5) / 10,
-            secondsAfterCommit: (Date.now() - started) / 1000,
+            seconds: (Date.now() - started) / 1000,
           });
         if (await this.commitStreamApplied(a, m)) {
           applied('applied a large transaction while it ran on the primary');

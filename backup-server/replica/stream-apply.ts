@@ -6,9 +6,8 @@
  *
  * It is an optimisation over the spool, never a replacement: the spool is still written (transaction-spool.ts),
  * and whenever this path gives up (an update or delete in a table without a usable key, a schema change or
- * a TRUNCATE, too many
- * savepoints, any error on its connection, a lock it waits for) its transaction is rolled back and the spool
- * is replayed at the commit as before. Nothing of it is visible before the source's commit, since the replica
+ * a TRUNCATE, too many savepoints, any error on its connection, a lock it waits for) its transaction is
+ * rolled back and the spool is replayed at the commit as before. Nothing of it is visible before the source's commit, since the replica
  * transaction commits only then. A COMMIT whose answer is lost may still have committed: the caller waits
  * for the backend to end and reads the replica's applied position before replaying anything.
  *

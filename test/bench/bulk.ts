@@ -7,8 +7,9 @@
  *
  * The native subscription runs with PostgreSQL's defaults (`streaming = off`: the walsender spills the
  * transaction on the primary and sends it after the commit). pgferry streams a large transaction while it
- * runs and spools it on the backup server, as a subscription with `streaming = on` does; so a second row,
- * for information, compares pgferry with that subscription too (the same subscription, altered for its runs).
+ * runs, as a subscription with `streaming = on` does, and the backup server applies it as it arrives; so a
+ * second row, for information, compares pgferry with that subscription too (the same subscription, altered
+ * for its runs).
  */
 import type { Client } from 'pg';
 import type { Cluster } from '../harness/cluster';
